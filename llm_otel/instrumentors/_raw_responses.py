@@ -1,0 +1,95 @@
+"""Proxies for openai's ``with_raw_response`` / ``with_streaming_response`` results.
+
+The user keeps the raw response API (headers, ``request_id``, ``parse(to=...)``, ``iter_lines()``...). The
+span ends when the body is parsed (a parsed stream gets a stream proxy and ends when consumed) or, for a
+streamed body the user reads without ``parse()``, when the response is closed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import wrapt
+
+from .. import guard
+
+if TYPE_CHECKING:
+    from ._call import GenAICall
+    from .openai import _Endpoint, _Wrapping
+
+
+class _RawBase(wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, wrapped: Any, call: GenAICall, wrapping: _Wrapping, ep: _Endpoint, hide: bool) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+        self._self_wrapping = wrapping
+        self._self_ep = ep
+        self._self_hide = hide
+        self._self_parsed: dict[int, Any] = {}
+
+    def _after_parse(self, parsed: Any) -> Any:
+        """Same parsed object in, same proxy out (openai caches parse results per type)."""
+        try:
+            known = self._self_parsed.get(id(parsed))
+            if known is not None and known.__wrapped__ is parsed:
+                return known
+            out = self._self_wrapping.finish(self._self_ep, self._self_call, parsed, self._self_hide)
+            if out is not parsed:
+                self._self_parsed[id(parsed)] = out
+            return out
+        except Exception as exc:
+            guard.report("openai.raw_parse", exc)
+            return parsed
+
+    def _parse_failed(self, exc: BaseException) -> None:
+        self._self_call.end_error(exc)
+
+    def __del__(self) -> None:
+        try:
+            call = self._self_call
+        except Exception:
+            return
+        if not call.ended:
+            call.end_ok(None, abandoned=True)
+
+
+class LegacyRawStreamProxy(_RawBase):
+    """``with_raw_response`` on a streaming call: ``parse()`` returns the (proxied) stream."""
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            parsed = self.__wrapped__.parse(*args, **kwargs)
+        except BaseException as exc:
+            self._parse_failed(exc)
+            raise
+        return self._after_parse(parsed)
+
+
+class RawResponseProxy(LegacyRawStreamProxy):
+    """``with_streaming_response`` (sync): the body is read lazily; ``close()`` ends an unparsed call."""
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            if not self._self_call.ended and not self._self_parsed:
+                self._self_call.end_ok(None)
+
+
+class AsyncRawResponseProxy(_RawBase):
+    """``with_streaming_response`` (async): ``parse()`` and ``close()`` are coroutines."""
+
+    async def parse(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            parsed = await self.__wrapped__.parse(*args, **kwargs)
+        except BaseException as exc:
+            self._parse_failed(exc)
+            raise
+        return self._after_parse(parsed)
+
+    async def close(self) -> Any:
+        try:
+            return await self.__wrapped__.close()
+        finally:
+            if not self._self_call.ended and not self._self_parsed:
+                self._self_call.end_ok(None)

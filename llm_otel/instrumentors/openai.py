@@ -1,0 +1,300 @@
+"""OpenAI instrumentor: one GenAI span per call of the ``openai`` client (sync, async, streaming, raw).
+
+Patched with wrapt on the resource classes, so every client instance (``OpenAI``, ``AsyncOpenAI``,
+``AzureOpenAI``, ...) is covered: chat.completions.create/parse (+ the beta parse where present, and the
+``chat.completions.stream()`` helper through create), responses.create/parse (+ ``responses.stream()``),
+embeddings.create and the legacy completions.create. ``with_raw_response``/``with_streaming_response``
+keep their API: the span ends when the body is parsed or the response closed.
+
+Supported: openai >= 1.55 (the first 1.x that works with httpx 0.28) through 3.x (httpx2).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+from wrapt import wrap_function_wrapper
+
+from .. import guard
+from .. import semconv as sc
+from . import content_capture as cc
+from . import openai_request as req
+from . import openai_response as resp
+from ._call import GenAICall, Outcome, Telemetry
+from ._setup import telemetry_from_kwargs
+from ._streams import AsyncStreamProxy, SyncStreamProxy
+
+logger = logging.getLogger("llm_otel")
+
+_RAW_HEADER = "X-Stainless-Raw-Response"
+#: Set while a wrapped OpenAI method runs, so a wrapped method called by another one adds no second span.
+_IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("llm_otel_openai_in_call", default=False)
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    module: str
+    method: str  # "Class.method"
+    operation: str
+    request: Callable[[dict[str, Any], dict[str, Any]], str | None]
+    outcome: Callable[..., Outcome]
+    stream: str | None  # "chat" | "completion" | "responses" | None
+    is_async: bool
+
+
+def _pair(module: str, cls: str, method: str, *rest: Any) -> list[_Endpoint]:
+    return [_Endpoint(module, f"{cls}.{method}", *rest, False), _Endpoint(module, f"Async{cls}.{method}", *rest, True)]
+
+
+_CHAT = ("chat", req.chat_request, resp.chat_outcome)
+ENDPOINTS: list[_Endpoint] = [
+    *_pair("openai.resources.chat.completions", "Completions", "create", *_CHAT, "chat"),
+    *_pair("openai.resources.chat.completions", "Completions", "parse", *_CHAT, None),
+    *_pair("openai.resources.beta.chat.completions", "Completions", "parse", *_CHAT, None),
+    *_pair("openai.resources.responses", "Responses", "create", "chat", req.responses_request,
+           resp.responses_outcome, "responses"),
+    *_pair("openai.resources.responses", "Responses", "parse", "chat", req.responses_request,
+           resp.responses_outcome, None),
+    *_pair("openai.resources.embeddings", "Embeddings", "create", "embeddings", req.embeddings_request,
+           resp.embeddings_outcome, None),
+    *_pair("openai.resources.completions", "Completions", "create", "text_completion",
+           req.completions_request, resp.completion_outcome, "completion"),
+]
+
+#: Stream helpers that close the HTTP response directly, bypassing the stream they iterate (our proxy).
+HELPER_CLOSES = [
+    ("openai.lib.streaming.chat._completions", "ChatCompletionStream.close", False),
+    ("openai.lib.streaming.chat._completions", "AsyncChatCompletionStream.close", True),
+    ("openai.lib.streaming.responses._responses", "ResponseStream.close", False),
+    ("openai.lib.streaming.responses._responses", "AsyncResponseStream.close", True),
+]
+
+
+class _ClientTypes:
+    """openai classes looked up once at instrument time (names moved little across 1.x-3.x)."""
+
+    def __init__(self) -> None:
+        import openai
+
+        self.azure: tuple[type, ...] = tuple(
+            t for t in (getattr(openai, "AzureOpenAI", None), getattr(openai, "AsyncAzureOpenAI", None)) if t
+        )
+        self.stream: type = openai.Stream
+        self.async_stream: type = openai.AsyncStream
+        from openai._legacy_response import LegacyAPIResponse
+        from openai._response import APIResponse, AsyncAPIResponse
+
+        self.legacy_raw: type = LegacyAPIResponse
+        self.api_response: type = APIResponse
+        self.async_api_response: type = AsyncAPIResponse
+
+
+def _resolve(module: str, method: str) -> Any:
+    try:
+        owner: Any = importlib.import_module(module)
+    except ImportError:
+        return None
+    for part in method.split(".")[:-1]:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return None
+    return owner if hasattr(owner, method.rsplit(".", 1)[1]) else None
+
+
+class _Wrapping:
+    """Builds the wrapt wrapper for one endpoint; all per-call logic lives here."""
+
+    def __init__(self, telemetry: Telemetry, types: _ClientTypes) -> None:
+        self.t = telemetry
+        self.types = types
+
+    # -- call start ------------------------------------------------------------------------------------
+    def start(self, ep: _Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[GenAICall, dict[str, Any], bool]:
+        t = self.t
+        provider, attrs = req.server_and_provider(instance, t, self.types.azure)
+        model = ep.request(kwargs, attrs)
+        hide_usage = False
+        call_kwargs = kwargs
+        if ep.stream in ("chat", "completion") and t.inject_stream_usage and req.wants_stream_usage(kwargs):
+            call_kwargs = req.inject_stream_usage(kwargs)
+            hide_usage = True
+        call = GenAICall(t, ep.operation, provider, model, attrs)
+        if t.capture.enabled:
+            self.capture_input(call, ep, kwargs)
+        return call, call_kwargs, hide_usage
+
+    def capture_input(self, call: GenAICall, ep: _Endpoint, kwargs: dict[str, Any]) -> None:
+        try:
+            limit = self.t.max_chars
+            if ep.stream == "responses" or ep.request is req.responses_request:
+                messages, system = cc.responses_input(kwargs, limit)
+                cc.record_input(call, messages, system)
+            elif ep.operation == sc.OP_TEXT_COMPLETION:
+                cc.record_input(call, cc.prompt_messages(kwargs.get("prompt"), limit))
+            elif ep.operation == sc.OP_CHAT:
+                cc.record_input(call, cc.chat_messages(kwargs.get("messages"), limit))
+        except Exception as exc:
+            guard.report("openai.capture_input", exc)
+
+    # -- call end --------------------------------------------------------------------------------------
+    def accumulator(self, ep: _Endpoint, hide_usage: bool) -> Any:
+        t = self.t
+        capture = t.capture.enabled
+        if ep.stream == "responses":
+            return resp.ResponseEvents(capture, t.max_chars)
+        return resp.ChatChunks(hide_usage, capture, t.max_chars, "delta" if ep.stream == "chat" else "text")
+
+    def finish(self, ep: _Endpoint, call: GenAICall, result: Any, hide_usage: bool) -> Any:
+        """End the span (or hand it to a proxy) and return what the user gets."""
+        types = self.types
+        try:
+            if isinstance(result, (types.stream, types.async_stream)):
+                proxy_cls = AsyncStreamProxy if ep.is_async else SyncStreamProxy
+                return proxy_cls(result, call, self.accumulator(ep, hide_usage))
+            if isinstance(result, (types.legacy_raw, types.api_response, types.async_api_response)):
+                return self.finish_raw(ep, call, result, hide_usage)
+            call.end_ok(ep.outcome(result, self.t.capture.enabled, self.t.max_chars))
+        except Exception as exc:
+            guard.report("openai.finish", exc)
+            call.end_ok(None)
+        return result
+
+    def finish_raw(self, ep: _Endpoint, call: GenAICall, raw: Any, hide_usage: bool) -> Any:
+        from ._raw_responses import AsyncRawResponseProxy, LegacyRawStreamProxy, RawResponseProxy
+
+        if isinstance(raw, self.types.legacy_raw):
+            if not ep.stream or not getattr(raw, "_stream", False):
+                # Body already read: parse now (openai caches it, the user's parse() returns the same object).
+                try:
+                    parsed = raw.parse()
+                except Exception as exc:  # the user's own parse() will raise the same
+                    call.end_error(exc)
+                    return raw
+                call.end_ok(ep.outcome(parsed, self.t.capture.enabled, self.t.max_chars))
+                return raw
+            return LegacyRawStreamProxy(raw, call, self, ep, hide_usage)
+        if isinstance(raw, self.types.async_api_response):
+            return AsyncRawResponseProxy(raw, call, self, ep, hide_usage)
+        return RawResponseProxy(raw, call, self, ep, hide_usage)
+
+    # -- wrappers --------------------------------------------------------------------------------------
+    def make(self, ep: _Endpoint) -> Callable[..., Any]:
+        t = self.t
+
+        if ep.is_async:
+
+            async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                if not t.active or _IN_CALL.get():
+                    return await wrapped(*args, **kwargs)
+                try:
+                    call, call_kwargs, hide_usage = self.start(ep, instance, kwargs)
+                except Exception as exc:
+                    guard.report("openai.start", exc)
+                    return await wrapped(*args, **kwargs)
+                token = call.activate()
+                mark = _IN_CALL.set(True)
+                try:
+                    result = await wrapped(*args, **call_kwargs)
+                except BaseException as exc:
+                    call.end_error(exc)
+                    raise
+                finally:
+                    _IN_CALL.reset(mark)
+                    call.deactivate(token)
+                return self.finish(ep, call, result, hide_usage)
+
+            return async_wrapper
+
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not t.active or _IN_CALL.get():
+                return wrapped(*args, **kwargs)
+            try:
+                call, call_kwargs, hide_usage = self.start(ep, instance, kwargs)
+            except Exception as exc:
+                guard.report("openai.start", exc)
+                return wrapped(*args, **kwargs)
+            token = call.activate()
+            mark = _IN_CALL.set(True)
+            try:
+                result = wrapped(*args, **call_kwargs)
+            except BaseException as exc:
+                call.end_error(exc)
+                raise
+            finally:
+                _IN_CALL.reset(mark)
+                call.deactivate(token)
+            return self.finish(ep, call, result, hide_usage)
+
+        return wrapper
+
+
+def _helper_close_wrapper(is_async: bool) -> Callable[..., Any]:
+    def _abandon(instance: Any) -> None:
+        try:
+            abandon = getattr(getattr(instance, "_raw_stream", None), "_llm_otel_abandon", None)
+            if abandon is not None:
+                abandon()
+        except Exception as exc:
+            guard.report("openai.helper_close", exc)
+
+    if is_async:
+
+        async def async_close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            try:
+                return await wrapped(*args, **kwargs)
+            finally:
+                _abandon(instance)
+
+        return async_close
+
+    def close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            _abandon(instance)
+
+    return close
+
+
+class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """GenAI spans for the ``openai`` client. Usually enabled by ``llm_otel.instrument()``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._telemetry: Telemetry | None = None
+        self._patched: list[tuple[Any, str]] = []
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("openai >= 1.55",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        telemetry = telemetry_from_kwargs(kwargs)
+        self._telemetry = telemetry
+        wrapping = _Wrapping(telemetry, _ClientTypes())
+        for ep in ENDPOINTS:
+            owner = _resolve(ep.module, ep.method)
+            if owner is None:
+                continue
+            wrap_function_wrapper(ep.module, ep.method, wrapping.make(ep))
+            self._patched.append((owner, ep.method.rsplit(".", 1)[1]))
+        for module, method, is_async in HELPER_CLOSES:
+            owner = _resolve(module, method)
+            if owner is None:
+                continue
+            wrap_function_wrapper(module, method, _helper_close_wrapper(is_async))
+            self._patched.append((owner, method.rsplit(".", 1)[1]))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        if self._telemetry is not None:
+            # wrappers captured inside client objects (with_raw_response) now pass straight through
+            self._telemetry.active = False
+        for owner, name in self._patched:
+            unwrap(owner, name)
+        self._patched.clear()

@@ -1,0 +1,273 @@
+"""Response side of an OpenAI call: an :class:`Outcome` from a response object or from stream chunks.
+
+Everything is read with ``getattr`` so that a changed or partial client model still yields what is known.
+Usage mapping (semconv.md §4.3-4.4): input = prompt/input tokens (cached included), cache_read = cached
+tokens, output = completion/output tokens (reasoning included), reasoning = reasoning tokens. Stream usage
+is taken from the last chunk that carries it, never summed (some compatible servers send cumulative usage).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import semconv as sc
+from ..content import truncate
+from ._call import Outcome
+
+
+def _usage_into(outcome: Outcome, usage: Any) -> None:
+    if usage is None:
+        return
+    prompt = getattr(usage, "prompt_tokens", None)
+    if prompt is None:  # Responses API names
+        prompt = getattr(usage, "input_tokens", None)
+        completion = getattr(usage, "output_tokens", None)
+        in_details = getattr(usage, "input_tokens_details", None)
+        out_details = getattr(usage, "output_tokens_details", None)
+    else:
+        completion = getattr(usage, "completion_tokens", None)
+        in_details = getattr(usage, "prompt_tokens_details", None)
+        out_details = getattr(usage, "completion_tokens_details", None)
+    outcome.input_tokens = prompt
+    outcome.output_tokens = completion
+    if in_details is not None:
+        outcome.cache_read_tokens = getattr(in_details, "cached_tokens", None)
+        outcome.cache_write_tokens = getattr(in_details, "cache_write_tokens", None)
+    if out_details is not None:
+        outcome.reasoning_tokens = getattr(out_details, "reasoning_tokens", None)
+
+
+def _openai_attrs(obj: Any) -> dict[str, Any] | None:
+    attrs: dict[str, Any] = {}
+    tier = getattr(obj, "service_tier", None)
+    if tier:
+        attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = str(tier)
+    fingerprint = getattr(obj, "system_fingerprint", None)
+    if fingerprint:
+        attrs[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = str(fingerprint)
+    return attrs or None
+
+
+def _message_parts(message: Any, limit: int) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    content = getattr(message, "content", None)
+    if content:
+        parts.append({"type": "text", "content": truncate(str(content), limit)})
+    for call in getattr(message, "tool_calls", None) or ():
+        fn = getattr(call, "function", None)
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": getattr(call, "id", None),
+                "name": getattr(fn, "name", None),
+                "arguments": truncate(str(getattr(fn, "arguments", "") or ""), limit),
+            }
+        )
+    return parts
+
+
+def chat_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcome:
+    outcome = Outcome()
+    outcome.response_model = getattr(response, "model", None)
+    outcome.response_id = getattr(response, "id", None)
+    choices = getattr(response, "choices", None) or ()
+    if choices:
+        outcome.finish_reasons = [str(getattr(c, "finish_reason", None) or "error") for c in choices]
+    _usage_into(outcome, getattr(response, "usage", None))
+    outcome.attributes = _openai_attrs(response)
+    if capture:
+        outcome.output_messages = [
+            {
+                "role": "assistant",
+                "parts": _message_parts(getattr(c, "message", None), limit),
+                "finish_reason": str(getattr(c, "finish_reason", None) or "error"),
+            }
+            for c in choices
+        ]
+    return outcome
+
+
+def completion_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcome:
+    outcome = Outcome()
+    outcome.response_model = getattr(response, "model", None)
+    outcome.response_id = getattr(response, "id", None)
+    choices = getattr(response, "choices", None) or ()
+    if choices:
+        outcome.finish_reasons = [str(getattr(c, "finish_reason", None) or "error") for c in choices]
+    _usage_into(outcome, getattr(response, "usage", None))
+    outcome.attributes = _openai_attrs(response)
+    if capture:
+        outcome.output_messages = [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": truncate(str(getattr(c, "text", "") or ""), limit)}],
+                "finish_reason": str(getattr(c, "finish_reason", None) or "error"),
+            }
+            for c in choices
+        ]
+    return outcome
+
+
+_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def responses_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcome:
+    outcome = Outcome()
+    outcome.response_model = getattr(response, "model", None)
+    outcome.response_id = getattr(response, "id", None)
+    status = getattr(response, "status", None)
+    reasons: list[str] = []
+    parts: list[dict[str, Any]] = []
+    for item in getattr(response, "output", None) or ():
+        kind = getattr(item, "type", None)
+        if kind == "message":
+            reason = "stop"
+            if capture:
+                for piece in getattr(item, "content", None) or ():
+                    text = getattr(piece, "text", None)
+                    if text:
+                        parts.append({"type": "text", "content": truncate(str(text), limit)})
+        elif kind == "function_call":
+            reason = "tool_calls"
+            if capture:
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": getattr(item, "call_id", None),
+                        "name": getattr(item, "name", None),
+                        "arguments": truncate(str(getattr(item, "arguments", "") or ""), limit),
+                    }
+                )
+        else:
+            continue
+        if reason not in reasons:
+            reasons.append(reason)
+    if status == "incomplete":
+        details = getattr(response, "incomplete_details", None)
+        reasons = [_INCOMPLETE_REASONS.get(str(getattr(details, "reason", "")), "error")]
+    elif status in ("failed", "cancelled"):
+        reasons = ["error"]
+    if reasons:
+        outcome.finish_reasons = reasons
+    _usage_into(outcome, getattr(response, "usage", None))
+    tier = getattr(response, "service_tier", None)
+    if tier:
+        outcome.attributes = {sc.OPENAI_RESPONSE_SERVICE_TIER: str(tier)}
+    if capture:
+        outcome.output_messages = [
+            {"role": "assistant", "parts": parts, "finish_reason": reasons[0] if reasons else "error"}
+        ]
+    return outcome
+
+
+def embeddings_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcome:
+    outcome = Outcome()
+    outcome.response_model = getattr(response, "model", None)
+    usage = getattr(response, "usage", None)
+    if usage is not None:
+        outcome.input_tokens = getattr(usage, "prompt_tokens", None)
+    return outcome
+
+
+class ChatChunks:
+    """Chat Completions (and legacy Completions) stream: counters + last usage; text only when capturing."""
+
+    __slots__ = ("hide_usage", "capture", "limit", "first", "usage", "reasons", "texts", "last", "text_attr")
+
+    def __init__(self, hide_usage: bool, capture: bool, limit: int, text_attr: str = "delta") -> None:
+        self.hide_usage = hide_usage
+        self.capture = capture
+        self.limit = limit
+        self.first: Any = None
+        self.last: Any = None
+        self.usage: Any = None
+        self.reasons: dict[int, str | None] = {}
+        self.texts: dict[int, list[str]] | None = {} if capture else None
+        self.text_attr = text_attr
+
+    def add(self, chunk: Any) -> bool:
+        if self.first is None:
+            self.first = chunk
+        self.last = chunk
+        choices = chunk.choices
+        reasons = self.reasons
+        for choice in choices:
+            index = choice.index
+            reason = choice.finish_reason
+            if reason is not None or index not in reasons:
+                reasons[index] = reason
+            if self.texts is not None:
+                self._keep_text(index, choice)
+        usage = chunk.usage
+        if usage is not None:
+            self.usage = usage
+            return self.hide_usage and not choices
+        return False
+
+    def _keep_text(self, index: int, choice: Any) -> None:
+        assert self.texts is not None
+        if self.text_attr == "delta":
+            piece = getattr(getattr(choice, "delta", None), "content", None)
+        else:
+            piece = getattr(choice, "text", None)
+        if piece:
+            self.texts.setdefault(index, []).append(piece)
+
+    def outcome(self) -> Outcome:
+        outcome = Outcome()
+        first = self.first
+        if first is not None:
+            outcome.response_model = getattr(first, "model", None)
+            outcome.response_id = getattr(first, "id", None)
+        if self.reasons:
+            outcome.finish_reasons = [
+                str(self.reasons.get(i) or "error") for i in range(max(self.reasons) + 1)
+            ]
+        _usage_into(outcome, self.usage)
+        if self.last is not None:
+            outcome.attributes = _openai_attrs(self.last)
+        if self.texts is not None:
+            outcome.output_messages = [
+                {
+                    "role": "assistant",
+                    "parts": [
+                        {"type": "text", "content": truncate("".join(self.texts.get(i, ())), self.limit)}
+                    ],
+                    "finish_reason": str(self.reasons.get(i) or "error"),
+                }
+                for i in sorted(self.reasons)
+            ]
+        return outcome
+
+
+_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class ResponseEvents:
+    """Responses API stream: the terminal event carries the whole response, usage included."""
+
+    __slots__ = ("capture", "limit", "started", "final")
+
+    def __init__(self, capture: bool, limit: int) -> None:
+        self.capture = capture
+        self.limit = limit
+        self.started: Any = None
+        self.final: Any = None
+
+    def add(self, event: Any) -> bool:
+        kind = getattr(event, "type", None)
+        if kind in _TERMINAL_EVENTS:
+            self.final = event.response
+        elif kind == "response.created":
+            self.started = event.response
+        return False
+
+    def outcome(self) -> Outcome:
+        if self.final is not None:
+            return responses_outcome(self.final, self.capture, self.limit)
+        outcome = Outcome()
+        if self.started is not None:
+            outcome.response_model = getattr(self.started, "model", None)
+            outcome.response_id = getattr(self.started, "id", None)
+        outcome.finish_reasons = ["error"]
+        return outcome

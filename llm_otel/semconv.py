@@ -1,0 +1,97 @@
+"""Attribute names used on GenAI spans.
+
+Names that `opentelemetry-semantic-conventions` already defines are re-exported from it; names that the
+GenAI conventions have added since (or that are llm-otel's own) are defined here once, so every module
+(instrumentors, metrics, cost records) reads the same constant.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _g
+from opentelemetry.semconv._incubating.attributes import server_attributes as _s
+from opentelemetry.semconv.attributes import error_attributes as _e
+
+# --- from opentelemetry-semantic-conventions ---------------------------------------------------------
+OPERATION: Final = _g.GEN_AI_OPERATION_NAME
+PROVIDER: Final = getattr(_g, "GEN_AI_PROVIDER_NAME", "gen_ai.provider.name")
+REQUEST_MODEL: Final = _g.GEN_AI_REQUEST_MODEL
+REQUEST_MAX_TOKENS: Final = _g.GEN_AI_REQUEST_MAX_TOKENS
+REQUEST_TEMPERATURE: Final = _g.GEN_AI_REQUEST_TEMPERATURE
+REQUEST_TOP_P: Final = _g.GEN_AI_REQUEST_TOP_P
+REQUEST_TOP_K: Final = _g.GEN_AI_REQUEST_TOP_K
+REQUEST_FREQUENCY_PENALTY: Final = _g.GEN_AI_REQUEST_FREQUENCY_PENALTY
+REQUEST_PRESENCE_PENALTY: Final = _g.GEN_AI_REQUEST_PRESENCE_PENALTY
+REQUEST_STOP_SEQUENCES: Final = _g.GEN_AI_REQUEST_STOP_SEQUENCES
+REQUEST_SEED: Final = _g.GEN_AI_REQUEST_SEED
+REQUEST_CHOICE_COUNT: Final = _g.GEN_AI_REQUEST_CHOICE_COUNT
+REQUEST_ENCODING_FORMATS: Final = _g.GEN_AI_REQUEST_ENCODING_FORMATS
+REQUEST_STREAM: Final = getattr(_g, "GEN_AI_REQUEST_STREAM", "gen_ai.request.stream")
+OUTPUT_TYPE: Final = _g.GEN_AI_OUTPUT_TYPE
+RESPONSE_ID: Final = _g.GEN_AI_RESPONSE_ID
+RESPONSE_MODEL: Final = _g.GEN_AI_RESPONSE_MODEL
+RESPONSE_FINISH_REASONS: Final = _g.GEN_AI_RESPONSE_FINISH_REASONS
+RESPONSE_TIME_TO_FIRST_CHUNK: Final = getattr(
+    _g, "GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK", "gen_ai.response.time_to_first_chunk"
+)
+USAGE_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_INPUT_TOKENS
+USAGE_OUTPUT_TOKENS: Final = _g.GEN_AI_USAGE_OUTPUT_TOKENS
+USAGE_CACHE_READ_INPUT_TOKENS: Final = getattr(
+    _g, "GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS", "gen_ai.usage.cache_read.input_tokens"
+)
+USAGE_REASONING_OUTPUT_TOKENS: Final = getattr(
+    _g, "GEN_AI_USAGE_REASONING_OUTPUT_TOKENS", "gen_ai.usage.reasoning.output_tokens"
+)
+EMBEDDINGS_DIMENSION_COUNT: Final = _g.GEN_AI_EMBEDDINGS_DIMENSION_COUNT
+CONVERSATION_ID: Final = _g.GEN_AI_CONVERSATION_ID
+INPUT_MESSAGES: Final = _g.GEN_AI_INPUT_MESSAGES
+OUTPUT_MESSAGES: Final = _g.GEN_AI_OUTPUT_MESSAGES
+SYSTEM_INSTRUCTIONS: Final = _g.GEN_AI_SYSTEM_INSTRUCTIONS
+SERVER_ADDRESS: Final = _s.SERVER_ADDRESS
+SERVER_PORT: Final = _s.SERVER_PORT
+ERROR_TYPE: Final = _e.ERROR_TYPE
+
+# --- newer GenAI conventions, not yet in the Python package ------------------------------------------
+USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+REQUEST_REASONING_LEVEL: Final = "gen_ai.request.reasoning.level"
+REQUEST_PREVIOUS_RESPONSE_ID: Final = "gen_ai.request.previous_response.id"
+OPENAI_API_TYPE: Final = "openai.api.type"
+OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
+OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
+OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
+EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
+
+# --- cost (no merged convention yet; the name OpenLIT writes and Langfuse reads) ----------------------
+USAGE_COST: Final = "gen_ai.usage.cost"
+
+# --- llm-otel's own ----------------------------------------------------------------------------------
+COST_INPUT: Final = "llm_otel.cost.input"
+COST_OUTPUT: Final = "llm_otel.cost.output"
+PRICING_STATUS: Final = "llm_otel.pricing.status"
+PRICING_SOURCE: Final = "llm_otel.pricing.source"
+USAGE_ESTIMATED: Final = "llm_otel.usage.estimated"
+STREAM_ABANDONED: Final = "llm_otel.stream.abandoned"
+#: User cost-attribution tags (``llm_otel.attributes(tenant=...)``) are written as ``llm_otel.tag.<key>``.
+TAG_PREFIX: Final = "llm_otel.tag."
+#: Resource attribute that carries the organization id of cost records.
+RESOURCE_ORGANIZATION_ID: Final = "llm_otel.organization_id"
+# Ollama server timings, in seconds.
+OLLAMA_TOTAL_DURATION: Final = "ollama.response.total_duration"
+OLLAMA_LOAD_DURATION: Final = "ollama.response.load_duration"
+OLLAMA_PROMPT_EVAL_DURATION: Final = "ollama.response.prompt_eval_duration"
+OLLAMA_EVAL_DURATION: Final = "ollama.response.eval_duration"
+OLLAMA_OUTPUT_TOKENS_PER_SECOND: Final = "ollama.response.output_tokens_per_second"
+
+# --- values ------------------------------------------------------------------------------------------
+OP_CHAT: Final = "chat"
+OP_TEXT_COMPLETION: Final = "text_completion"
+OP_EMBEDDINGS: Final = "embeddings"
+PROVIDER_OPENAI: Final = "openai"
+PROVIDER_AZURE_OPENAI: Final = "azure.ai.openai"
+PROVIDER_OLLAMA: Final = "ollama"
+PRICING_PRICED: Final = "priced"
+PRICING_LOCAL: Final = "local"
+PRICING_UNPRICED: Final = "unpriced"
+#: Instrumentation scope name of every GenAI span llm-otel creates; processors use it to pick our spans.
+SCOPE_NAME: Final = "llm_otel"
