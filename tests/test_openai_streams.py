@@ -199,8 +199,9 @@ def test_server_ignoring_include_usage_leaves_tokens_unset(openai_instrumented: 
     import json
     from pathlib import Path
 
-    import httpx2
+    from tests_support import client_http_module
 
+    httpx2 = client_http_module()
     body = json.loads(
         (Path(__file__).parent / "fixtures/realworld/openai_chat_stream_no_usage.json").read_text()
     )["response"]["body"]

@@ -13,7 +13,9 @@ from opentelemetry.trace import StatusCode
 
 from llm_otel import semconv as sc
 
-httpx2 = pytest.importorskip("httpx2")
+from tests_support import client_http_module
+
+httpx2 = client_http_module()  # httpx2 for openai 3.x, httpx for 1.x/2.x
 
 REALWORLD = Path(__file__).parent / "fixtures" / "realworld"
 EXCHANGES = sorted(REALWORLD.glob("openai_*.json"))
