@@ -99,10 +99,10 @@ async def test_chat_stream_async(openai_instrumented: Any, spans: Any, server: A
 
 def test_stream_chunks_unchanged(openai_instrumented: Any, server: Any, client: openai.OpenAI) -> None:
     """The user's loop sees exactly the chunks it would see uninstrumented."""
-    seen = [c.model_dump(exclude={"id", "created"}) for c in
+    seen = [c.model_dump(exclude={"id", "created", "obfuscation"}) for c in
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)]
     openai_instrumented.active = False
-    plain = [c.model_dump(exclude={"id", "created"}) for c in
+    plain = [c.model_dump(exclude={"id", "created", "obfuscation"}) for c in
              client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)]
     assert "stream_options" not in server.requests[-1].json
     assert seen == plain

@@ -1,0 +1,536 @@
+"""Price table and cost: exact Decimal values, name normalisation, user overrides, config errors."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import timeit
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_otel.errors import ConfigError
+from llm_otel.pricing import Cost, Price, PriceTable
+
+REALWORLD = Path(__file__).parent / "fixtures" / "realworld"
+BUNDLED = "bundled:2026-11-01:"
+
+
+@pytest.fixture(scope="module")
+def table() -> PriceTable:
+    return PriceTable.bundled()
+
+
+def usage_of(name: str) -> tuple[str, dict[str, Any]]:
+    """(response model, usage block) of a recorded OpenAI chat response."""
+    body = json.loads(json.loads((REALWORLD / name).read_text())["response"]["body"])
+    return body["model"], body["usage"]
+
+
+# --- real recorded usage -------------------------------------------------------------------------------
+
+
+def test_cached_tokens_from_recorded_response(table: PriceTable) -> None:
+    model, usage = usage_of("openai_chat_cached_tokens.json")
+    assert (model, usage["prompt_tokens"], usage["completion_tokens"]) == (
+        "gpt-4o-mini-2024-07-18",
+        1370,
+        155,
+    )
+    cached = usage["prompt_tokens_details"]["cached_tokens"]
+    assert cached == 1280
+    c = table.cost(
+        "openai", model, usage["prompt_tokens"], usage["completion_tokens"], cache_read_tokens=cached
+    )
+    # 90 uncached * 0.15/M + 1280 cached * 0.075/M = 0.0000135 + 0.000096; 155 * 0.60/M = 0.000093
+    assert c == Cost(
+        "priced",
+        Decimal("0.0002025"),
+        Decimal("0.0001095"),
+        Decimal("0.000093"),
+        BUNDLED + "openai/gpt-4o-mini",
+    )
+    assert c.total is not None and c.total.as_tuple().exponent == -12
+    # the classic bug (langfuse#4590): cached tokens priced at full rate or counted twice
+    assert c.total != Decimal("0.0003000")  # 1370 * 0.15/M + 155 * 0.6/M
+
+
+def test_reasoning_tokens_from_recorded_response(table: PriceTable) -> None:
+    model, usage = usage_of("openai_chat_reasoning.json")
+    assert model == "gpt-5-nano-2025-08-07"
+    reasoning = usage["completion_tokens_details"]["reasoning_tokens"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], reasoning) == (11, 228, 192)
+    c = table.cost("openai", model, 11, 228, cache_read_tokens=0, reasoning_tokens=reasoning)
+    # reasoning is inside completion_tokens and billed at the output rate: 11 * 0.05/M, 228 * 0.40/M
+    assert (c.status, c.input, c.output, c.total) == (
+        "priced",
+        Decimal("0.00000055"),
+        Decimal("0.0000912"),
+        Decimal("0.00009175"),
+    )
+    assert c.source == BUNDLED + "openai/gpt-5-nano"
+
+
+def test_separate_reasoning_price() -> None:
+    t = PriceTable.load({"openai/thinker": {"input": "1", "output": "2", "reasoning": "3"}})
+    c = t.cost("openai", "thinker", 11, 228, reasoning_tokens=192)
+    assert c.output == Decimal("0.000648")  # 36 * 2/M + 192 * 3/M
+    assert c.total == Decimal("0.000659")
+    # reasoning above output (bad data) is capped: never more than all output at the reasoning rate
+    assert t.cost("openai", "thinker", 0, 10, reasoning_tokens=50).output == Decimal("0.00003")
+
+
+def test_cache_write_price_and_fallback() -> None:
+    t = PriceTable.load(
+        {
+            "openai/w": {"input": "2", "cached_input": "0.5", "cache_write": "2.5", "output": "8"},
+            "openai/nw": {"input": "2", "output": "8"},
+        }
+    )
+    # 1000 input = 600 uncached + 300 read + 100 written
+    c = t.cost("openai", "w", 1000, 0, cache_read_tokens=300, cache_write_tokens=100)
+    assert c.input == Decimal("0.0016")  # 600*2 + 300*0.5 + 100*2.5 = 1600 per M
+    # no cached/cache-write price: both billed at the input rate
+    assert t.cost("openai", "nw", 1000, 0, cache_read_tokens=300, cache_write_tokens=100).input == Decimal(
+        "0.002"
+    )
+
+
+def test_inconsistent_usage_never_goes_negative(table: PriceTable) -> None:
+    c = table.cost("openai", "gpt-4o-mini", 100, -5, cache_read_tokens=500)
+    assert c.input == Decimal("0.0000375") and c.output == 0  # 500 cached at 0.075/M, uncached clamped to 0
+
+
+def test_embeddings_bill_input_only(table: PriceTable) -> None:
+    c = table.cost("openai", "text-embedding-3-small", 8, None)
+    assert (c.status, c.input, c.output, c.total) == (
+        "priced",
+        Decimal("0.00000016"),
+        0,
+        Decimal("0.00000016"),
+    )
+    assert table.cost("openai", "text-embedding-ada-002", 1_000_000, 0).total == Decimal("0.1")
+
+
+def test_long_context_tier(table: PriceTable) -> None:
+    at = table.cost("openai", "gpt-5.5", 272_000, 1000)
+    above = table.cost("openai", "gpt-5.5", 272_001, 1000, cache_read_tokens=1)
+    assert at.total == Decimal("1.39")  # 272000 * 5/M + 1000 * 30/M
+    assert above.input == Decimal("2.720001")  # 272000 * 10/M + 1 * 1/M: the higher rate for every token
+    assert above.output == Decimal("0.045")
+
+
+# --- bundled table -------------------------------------------------------------------------------------
+
+SEMCONV_6_3 = {  # research/semconv.md §6.3, USD per 1M tokens: input, cached input, output
+    "gpt-4o": ("2.50", "1.25", "10.00"),
+    "gpt-4o-mini": ("0.15", "0.075", "0.60"),
+    "gpt-4.1": ("2.00", "0.50", "8.00"),
+    "gpt-4.1-mini": ("0.40", "0.10", "1.60"),
+    "gpt-4.1-nano": ("0.10", "0.025", "0.40"),
+    "o3": ("2.00", "0.50", "8.00"),
+    "o4-mini": ("1.10", "0.275", "4.40"),
+    "gpt-5": ("1.25", "0.125", "10.00"),
+    "gpt-5-mini": ("0.25", "0.025", "2.00"),
+    "gpt-5-nano": ("0.05", "0.005", "0.40"),
+    "gpt-5.5": ("5.00", "0.50", "30.00"),
+    "text-embedding-3-small": ("0.02", None, None),
+    "text-embedding-3-large": ("0.13", None, None),
+}
+
+
+@pytest.mark.parametrize("model", sorted(SEMCONV_6_3))
+def test_bundled_prices_match_openai_list(table: PriceTable, model: str) -> None:
+    found = table.lookup("openai", model)
+    assert found is not None
+    source, price = found
+    assert source == f"{BUNDLED}openai/{model}"
+    inp, cached, out = (None if v is None else Decimal(v) for v in SEMCONV_6_3[model])
+    assert (price.input, price.cached_input, price.output) == (inp, cached, out)
+
+
+@pytest.mark.parametrize(
+    ("model", "inp", "out"),
+    [
+        ("gpt-4-turbo", "10", "30"),
+        ("gpt-4", "30", "60"),
+        ("gpt-3.5-turbo", "0.5", "1.5"),
+        ("o1", "15", "60"),
+        ("o1-mini", "1.1", "4.4"),
+        ("o3-mini", "1.1", "4.4"),
+        ("gpt-5.4", "2.5", "15"),
+        ("text-embedding-ada-002", "0.1", None),
+        ("davinci-002", "2", "2"),
+        ("babbage-002", "0.4", "0.4"),
+        ("gpt-4o-2024-05-13", "5", "15"),
+    ],
+)
+def test_bundled_covers_legacy_and_new_models(
+    table: PriceTable, model: str, inp: str, out: str | None
+) -> None:
+    found = table.lookup("openai", model)
+    assert found is not None and found[0] == f"{BUNDLED}openai/{model}"
+    assert (found[1].input, found[1].output) == (Decimal(inp), None if out is None else Decimal(out))
+
+
+def test_bundled_file_schema() -> None:
+    doc = json.loads((Path(__file__).parents[1] / "llm_otel" / "data" / "prices.json").read_text())
+    assert (doc["version"], doc["currency"], doc["unit"]) == ("2026-11-01", "USD", "per_million_tokens")
+    assert len(doc["models"]) > 50
+    for key, entry in doc["models"].items():
+        assert key.startswith("openai/") and not key.startswith("openai/ft:")
+        for field in ("input", "cached_input", "cache_write", "output"):
+            assert field not in entry or isinstance(entry[field], str), (key, field)  # strings: Decimal-exact
+
+
+def test_bundled_is_a_cached_singleton() -> None:
+    assert PriceTable.bundled() is PriceTable.bundled()
+    assert PriceTable.bundled().version == PriceTable.load().version == "2026-11-01"
+
+
+def test_generated_file_is_up_to_date() -> None:
+    pytest.importorskip("genai_prices")
+    script = Path(__file__).parents[1] / "tools" / "build_prices.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- model names ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "entry"),
+    [
+        ("openai", "gpt-4o-mini-2024-07-18", "openai/gpt-4o-mini"),
+        ("openai", "o3-2025-04-16", "openai/o3"),
+        ("openai", "gpt-4.1-2025-04-14", "openai/gpt-4.1"),
+        ("openai", "gpt-4.1-mini-2025-04-14", "openai/gpt-4.1-mini"),
+        ("openai", "gpt-5-2025-08-07", "openai/gpt-5"),
+        ("openai", "gpt-5.2-20251211", "openai/gpt-5.2"),  # compact date
+        ("openai", "gpt-4o-2024-08-06", "openai/gpt-4o"),
+        ("openai", "gpt-4o-2024-05-13", "openai/gpt-4o-2024-05-13"),  # snapshot with its own price
+        ("openai", "openai/gpt-4o-mini", "openai/gpt-4o-mini"),
+        ("openai", "  OpenAI/GPT-4o-Mini ", "openai/gpt-4o-mini"),
+        ("OpenAI", "gpt-4o", "openai/gpt-4o"),
+        ("openai", "gpt-4-0613", "openai/gpt-4"),  # bundled alias
+        ("openai", "gpt-5-chat-latest", "openai/gpt-5"),
+        ("openai", "gpt-5-5", "openai/gpt-5.5"),
+        ("azure.ai.openai", "gpt-4o-mini-2024-07-18", "openai/gpt-4o-mini"),  # Azure reports real names
+        ("azure.ai.openai", "gpt-35-turbo", "openai/gpt-3.5-turbo"),  # Azure's spelling
+    ],
+)
+def test_name_normalisation(table: PriceTable, provider: str, model: str, entry: str) -> None:
+    c = table.cost(provider, model, 10, 10)
+    assert (c.status, c.source) == ("priced", BUNDLED + entry)
+
+
+def test_date_fallback_prices_like_the_family(table: PriceTable) -> None:
+    assert table.cost("openai", "o3-2025-04-16", 1000, 1000) == table.cost("openai", "o3", 1000, 1000)
+    assert table.cost("openai", "gpt-4o-2024-05-13", 1_000_000, 0).total == Decimal("5")
+    assert table.cost("openai", "gpt-4o-2024-11-20", 1_000_000, 0).total == Decimal("2.5")
+
+
+def test_azure_deployment_alias() -> None:
+    t = PriceTable.load(model_aliases={"Prod-Chat": "gpt-4o-mini", "emb": "openai/text-embedding-3-large"})
+    c = t.cost("azure.ai.openai", "prod-chat", 1370, 155, cache_read_tokens=1280)
+    assert (c.total, c.source) == (Decimal("0.0002025"), BUNDLED + "openai/gpt-4o-mini")
+    assert t.cost("azure.ai.openai", "emb", 1_000_000, None).total == Decimal("0.13")
+    assert t.cost("azure.ai.openai", "unknown-deployment", 10, 10).status == "unpriced"
+    assert PriceTable.bundled().cost("azure.ai.openai", "prod-chat", 10, 10).status == "unpriced"
+
+
+def test_azure_specific_user_price_beats_openai_price() -> None:
+    t = PriceTable.load({"azure.ai.openai/gpt-4o": {"input": "3", "output": "11"}})
+    assert t.cost("azure.ai.openai", "gpt-4o", 1_000_000, 0).total == Decimal("3")
+    assert t.cost("openai", "gpt-4o", 1_000_000, 0).total == Decimal("2.5")
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "my-new-model"),
+        ("openai", "ft:gpt-4o-mini-2024-07-18:acme::abc123"),  # fine-tuned: unpriced unless user-priced
+        ("openai", "llama3.2"),
+        ("openai", None),
+        ("openai", ""),
+        ("vllm", "gpt-4o"),  # an unknown provider never borrows OpenAI's prices
+        ("", "gpt-4o"),
+    ],
+)
+def test_unknown_is_unpriced_never_zero(table: PriceTable, provider: str, model: str | None) -> None:
+    c = table.cost(provider, model, 100, 100)
+    assert c == Cost("unpriced", None, None, None, None)
+    assert table.lookup(provider, model or "") is None
+
+
+def test_unknown_usage_is_unpriced(table: PriceTable) -> None:
+    assert table.cost("openai", "gpt-4o", None, None) == Cost("unpriced", None, None, None, None)
+    assert table.cost("ollama", "llama3.2", None, None).status == "unpriced"
+    # one side known: the other counts as 0
+    assert table.cost("openai", "gpt-4o", 1_000_000, None).total == Decimal("2.5")
+
+
+def test_ollama_is_local_zero(table: PriceTable) -> None:
+    for model in ("llama3.2", "llama3.2:latest", "qwen3:0.6b", None):
+        c = table.cost("ollama", model, 50, 20)
+        assert c == Cost("local", Decimal("0"), Decimal("0"), Decimal("0"), "local")
+    assert table.lookup("ollama", "llama3.2") is None
+
+
+def test_local_providers_are_configurable() -> None:
+    t = PriceTable.load(local_providers=("ollama", "vLLM"))
+    assert t.cost("vllm", "my-model", 10, 10).status == "local"
+    assert PriceTable.load(local_providers=()).cost("ollama", "llama3.2", 10, 10).status == "unpriced"
+    assert PriceTable.load(local_providers="lmstudio").cost("lmstudio", "x", 1, 1).status == "local"
+
+
+# --- user prices -----------------------------------------------------------------------------------------
+
+
+def test_dict_override_wins_and_reports_source() -> None:
+    t = PriceTable.load({"gpt-4o-mini": {"input": "1", "output": "2"}, "openai/x": {"input": "0.5"}})
+    c = t.cost("openai", "gpt-4o-mini-2024-07-18", 1_000_000, 1_000_000, cache_read_tokens=500_000)
+    assert (c.total, c.source) == (Decimal("3"), "user:openai/gpt-4o-mini")  # no cached price: input rate
+    assert t.cost("openai", "x", 2_000_000, 0).source == "user:openai/x"
+    assert t.cost("openai", "gpt-4o", 1_000_000, 0).source == BUNDLED + "openai/gpt-4o"  # rest untouched
+    assert PriceTable.bundled().cost("openai", "gpt-4o-mini", 1_000_000, 0).total == Decimal("0.15")
+
+
+def test_document_format_dict() -> None:
+    t = PriceTable.load(
+        {"version": "mine", "currency": "USD", "unit": "per_million_tokens", "models": {"a": {"input": 1}}}
+    )
+    assert t.cost("openai", "a", 1_000_000, 0).total == Decimal("1")
+    assert t.version == "2026-11-01"  # the bundled table's version; sources tell user entries apart
+
+
+def test_json_file_override(tmp_path: Path) -> None:
+    f = tmp_path / "my-prices.json"
+    f.write_text(
+        json.dumps({"models": {"openai/my-model": {"input": "0.1", "output": 0.3, "aliases": ["mm"]}}})
+    )
+    t = PriceTable.load(f)
+    c = t.cost("openai", "my-model", 1000, 1000)
+    assert (c.total, c.source) == (Decimal("0.0004"), f"override:{f}:openai/my-model")
+    assert t.cost("openai", "MM", 1000, 1000).source == f"override:{f}:openai/my-model"
+    assert PriceTable.load(str(f)).cost("openai", "my-model", 1, 1).source == f"override:{f}:openai/my-model"
+
+
+def test_toml_file_override(tmp_path: Path) -> None:
+    pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    f = tmp_path / "my-prices.toml"
+    f.write_text(
+        'version = "2026-12-01"\n'
+        "[models.gpt-4o]\n"
+        'input = "2.0"\ncached_input = 1.0\noutput = 9.999\n'
+        '[models."ollama/llama3.2"]\n'
+        'input = "0.01"\noutput = "0.02"\n'
+    )
+    t = PriceTable.load(f)
+    c = t.cost("openai", "gpt-4o-2024-08-06", 1_000_000, 1_000_000, cache_read_tokens=1_000_000)
+    assert (c.input, c.output, c.source) == (Decimal("1"), Decimal("9.999"), f"override:{f}:openai/gpt-4o")
+    o = t.cost("ollama", "llama3.2:latest", 1_000_000, 1_000_000)
+    assert (o.status, o.total, o.source) == ("priced", Decimal("0.03"), f"override:{f}:ollama/llama3.2")
+    assert t.cost("ollama", "qwen3", 10, 10).status == "local"
+
+
+def test_user_price_for_local_provider() -> None:
+    t = PriceTable.load({"ollama/*": {"input": "0.02", "output": "0.02"}, "ollama/big-model": {"input": "1"}})
+    c = t.cost("ollama", "qwen3:0.6b", 1_000_000, 1_000_000)
+    assert (c.status, c.total, c.source) == ("priced", Decimal("0.04"), "user:ollama/*")
+    assert t.cost("ollama", None, 1_000_000, 0).source == "user:ollama/*"
+    assert t.cost("ollama", "big-model", 1_000_000, 5).total == Decimal("1")  # exact beats wildcard
+    assert t.cost("openai", "qwen3:0.6b", 10, 10).status == "unpriced"  # provider-scoped
+
+
+def test_fine_tuned_priced_by_user() -> None:
+    ft = "ft:gpt-4o-mini-2024-07-18:acme::abc123"
+    exact = PriceTable.load({ft: {"input": "0.3", "output": "1.2"}})
+    assert exact.cost("openai", ft, 1_000_000, 0).source == f"user:openai/{ft}"
+    wild = PriceTable.load({"ft:gpt-4o-mini*": {"input": "0.3", "output": "1.2"}, "*": {"input": "99"}})
+    c = wild.cost("openai", ft, 1_000_000, 1_000_000)
+    assert (c.total, c.source) == (Decimal("1.5"), "user:openai/ft:gpt-4o-mini*")  # longest prefix wins
+    assert wild.cost("openai", "something-else", 1_000_000, 0).total == Decimal("99")
+    assert wild.cost("openai", "gpt-4o", 1_000_000, 0).total == Decimal("2.5")  # exact bundled beats wildcard
+
+
+# --- configuration errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prices", "needle"),
+    [
+        ({"openai/x": {"input": "-0.1"}}, "must not be negative"),
+        ({"openai/x": {"input": "abc"}}, "not a number"),
+        ({"openai/x": {"input": "NaN"}}, "finite"),
+        ({"openai/x": {"input": True}}, "must be a number"),
+        ({"openai/x": {"input": None}}, "must be a number"),
+        ({"openai/x": {"inptu": "1"}}, "unknown field(s) ['inptu']"),
+        ({"openai/x": {"output": "1"}}, "needs an 'input' price"),
+        ({"openai/x": "1.0"}, "must be a table"),
+        ({"openai/x": {"input": "1", "tiers": [{"above_input_tokens": -1}]}}, "non-negative integer"),
+        (
+            {"openai/x": {"input": "1", "tiers": [{"above_input_tokens": 5, "foo": 1}]}},
+            "unknown field(s) ['foo']",
+        ),
+        ({"openai/x": {"input": "1", "aliases": "y"}}, "list of model names"),
+        ({"gpt-x": {"input": "1"}, "openai/GPT-X": {"input": "2"}}, "name the same model"),
+        ({"openai/a*b": {"input": "1"}}, "trailing '*'"),
+        ({"models": {}, "extra": 1}, "unknown top-level field(s) ['extra']"),
+        ({"models": {}, "unit": "per_token"}, "unit must be 'per_million_tokens'"),
+        ({"models": {}, "currency": "EUR"}, "currency must be 'USD'"),
+    ],
+)
+def test_bad_prices_raise_config_error(prices: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        PriceTable.load(prices)
+    assert info.value.setting == "prices"
+    assert needle in str(info.value)
+    assert "invalid prices=" in str(info.value)
+
+
+def test_bad_entry_is_named(tmp_path: Path) -> None:
+    f = tmp_path / "p.json"
+    f.write_text('{"openai/good": {"input": "1"}, "openai/bad": {"input": "-3"}}')
+    with pytest.raises(ConfigError) as info:
+        PriceTable.load(f)
+    msg = str(info.value)
+    assert str(f) in msg and "'openai/bad'" in msg and "'-3'" in msg
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "needle"),
+    [
+        ("p.json", '{"openai/x": {"input": "1",}}', "malformed JSON"),
+        ("p.json", '{"openai/x": {"input": "1"}, "openai/x": {"input": "2"}}', "duplicate key"),
+        ("p.json", '["not", "a", "table"]', "expected a table/object"),
+        ("p.json", '{"openai/x": {"input": NaN}}', "finite"),
+        ("p.toml", '[models."openai/x"]\ninput = \n', "malformed TOML"),
+        ("p.toml", '[models."openai/x"]\ninput = -1\n', "must not be negative"),
+        (
+            "p.toml",
+            '[models."openai/x"]\ninput = "1"\ncahced_input = "1"\n',
+            "unknown field(s) ['cahced_input']",
+        ),
+        ("p.yaml", "openai/x: 1", "must end in .json or .toml"),
+    ],
+)
+def test_bad_files_raise_config_error(tmp_path: Path, name: str, text: str, needle: str) -> None:
+    if name.endswith(".toml"):
+        pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    f = tmp_path / name
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        PriceTable.load(f)
+    assert info.value.setting == "prices" and info.value.value == str(f)
+    assert needle in str(info.value)
+
+
+def test_missing_file_raises_config_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match="price file not found") as info:
+        PriceTable.load(missing)
+    assert info.value.setting == "prices" and info.value.value == str(missing)
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(ConfigError, match="cannot read"):
+        PriceTable.load(tmp_path / "dir.json")
+
+
+def test_bad_model_aliases() -> None:
+    with pytest.raises(ConfigError) as info:
+        PriceTable.load(model_aliases={"dep": ""})
+    assert info.value.setting == "model_aliases"
+
+
+# --- exactness -------------------------------------------------------------------------------------------
+
+#: Independent copy of the prices used below (USD per 1M tokens): input, cached input, output.
+_EXPECT = {
+    "gpt-4o-mini-2024-07-18": (Fraction("0.15"), Fraction("0.075"), Fraction("0.60")),
+    "gpt-4o": (Fraction("2.50"), Fraction("1.25"), Fraction("10")),
+    "gpt-5-nano": (Fraction("0.05"), Fraction("0.005"), Fraction("0.40")),
+    "gpt-4.1-mini-2025-04-14": (Fraction("0.40"), Fraction("0.10"), Fraction("1.60")),
+    "o4-mini": (Fraction("1.10"), Fraction("0.275"), Fraction("4.40")),
+    "text-embedding-3-small": (Fraction("0.02"), Fraction("0.02"), Fraction(0)),
+}
+
+
+def _calls(n: int) -> list[tuple[str, int, int, int, int]]:
+    rng = random.Random(20261101)
+    out = []
+    for _ in range(n):
+        model = rng.choice(sorted(_EXPECT))
+        inp = rng.randrange(0, 200_000)
+        cached = rng.randrange(0, inp + 1) // 128 * 128
+        output = 0 if model.startswith("text-embedding") else rng.randrange(0, 30_000)
+        reasoning = rng.randrange(0, output + 1)
+        out.append((model, inp, output, cached, reasoning))
+    return out
+
+
+def test_sum_of_10000_calls_is_exact(table: PriceTable) -> None:
+    total = Decimal(0)
+    expected = Fraction(0)
+    for model, inp, output, cached, reasoning in _calls(10_000):
+        c = table.cost("openai", model, inp, output, cache_read_tokens=cached, reasoning_tokens=reasoning)
+        assert c.total is not None and c.input is not None and c.output is not None
+        assert c.total == c.input + c.output
+        total += c.total
+        p_in, p_cached, p_out = _EXPECT[model]
+        expected += ((inp - cached) * p_in + cached * p_cached + output * p_out) / 1_000_000
+    assert Fraction(total) == expected
+    assert total == Decimal(expected.numerator) / Decimal(expected.denominator)
+    assert Decimal(10) < total < Decimal(1000)  # sanity: a realistic amount, not all zeros
+
+
+def test_totals_round_trip_through_float(table: PriceTable) -> None:
+    for model, inp, output, cached, reasoning in _calls(2_000):
+        c = table.cost("openai", model, inp, output, cache_read_tokens=cached, reasoning_tokens=reasoning)
+        assert c.total is not None
+        assert Decimal(repr(float(c.total))) == c.total
+    rng = random.Random(7)
+    edge = [Decimal("999.999999999999"), Decimal("0.000000000001"), Decimal("123.456789012345")]
+    for d in edge + [Decimal(rng.randrange(10**15)).scaleb(-12) for _ in range(20_000)]:
+        assert Decimal(repr(float(d))) == d, d
+
+
+def test_result_ignores_the_callers_decimal_context(table: PriceTable) -> None:
+    expected = table.cost("openai", "gpt-4o-mini", 1370, 155, cache_read_tokens=1280)
+    fresh = PriceTable.load()
+    with localcontext() as ctx:
+        ctx.prec = 3
+        ctx.rounding = "ROUND_FLOOR"
+        assert fresh.cost("openai", "gpt-4o-mini", 1370, 155, cache_read_tokens=1280) == expected
+
+
+def test_lookup_returns_price(table: PriceTable) -> None:
+    found = table.lookup("openai", "gpt-4o-mini-2024-07-18")
+    assert found == (
+        BUNDLED + "openai/gpt-4o-mini",
+        Price(input=Decimal("0.15"), output=Decimal("0.6"), cached_input=Decimal("0.075")),
+    )
+
+
+# --- hot path ----------------------------------------------------------------------------------------------
+
+
+def test_memo_is_bounded() -> None:
+    t = PriceTable.load()
+    for n in range(10_000):
+        t.cost("openai", f"model-{n}", 1, 1)
+    assert len(t._memo) <= 4096
+
+
+def test_cost_is_fast(table: PriceTable) -> None:
+    def call() -> Cost:
+        return table.cost("openai", "gpt-4o-mini-2024-07-18", 1370, 155, cache_read_tokens=1280)
+
+    best = min(timeit.repeat(call, number=5_000, repeat=5)) / 5_000
+    assert best < 20e-6, f"{best * 1e6:.1f} µs per call"
