@@ -86,3 +86,15 @@ def openai_instrumented(telemetry: Telemetry, spans: SpanReader) -> Iterator[Tel
         yield telemetry
     finally:
         instrumentor.uninstrument()
+
+
+@pytest.fixture
+def ollama_instrumented(telemetry: Telemetry, spans: SpanReader) -> Iterator[Telemetry]:
+    from llm_otel.instrumentors.ollama import OllamaInstrumentor
+
+    instrumentor = OllamaInstrumentor()
+    instrumentor.instrument(tracer_provider=_PROVIDER, llm_otel_telemetry=telemetry)
+    try:
+        yield telemetry
+    finally:
+        instrumentor.uninstrument()

@@ -12,6 +12,9 @@ from pydantic import BaseModel
 
 from llm_otel import semconv as sc
 from llm_otel.testing import count_tokens
+from tests_support import HAS_RESPONSES, chat_parse_resource
+
+needs_responses = pytest.mark.skipif(not HAS_RESPONSES, reason="openai client without the Responses API")
 
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say this is a test"}]
 # fake server: each message costs its words + 3
@@ -124,7 +127,7 @@ class Answer(BaseModel):
 
 
 def test_chat_parse(openai_instrumented: Any, spans: Any, server: Any, client: openai.OpenAI) -> None:
-    parsed = client.chat.completions.parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Answer)
+    parsed = chat_parse_resource(client).parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Answer)
     assert isinstance(parsed.choices[0].message.parsed, Answer)
     attrs = _common(spans.one(), "chat", "gpt-4o-mini", server)
     assert attrs[sc.OUTPUT_TYPE] == "json"
@@ -132,7 +135,7 @@ def test_chat_parse(openai_instrumented: Any, spans: Any, server: Any, client: o
 
 
 def test_chat_stream_helper(openai_instrumented: Any, spans: Any, server: Any, client: openai.OpenAI) -> None:
-    with client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
+    with chat_parse_resource(client).stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
         for _ in stream:
             pass
         final = stream.get_final_completion()
@@ -142,13 +145,14 @@ def test_chat_stream_helper(openai_instrumented: Any, spans: Any, server: Any, c
 
 
 async def test_chat_stream_helper_async(openai_instrumented: Any, spans: Any, server: Any, aclient: Any) -> None:
-    async with aclient.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
+    async with chat_parse_resource(aclient).stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
         async for _ in stream:
             pass
     attrs = _common(spans.one(), "chat", "gpt-4o-mini", server)
     assert attrs[sc.USAGE_INPUT_TOKENS] == EXPECTED_INPUT
 
 
+@needs_responses
 def test_responses_sync(openai_instrumented: Any, spans: Any, server: Any, client: openai.OpenAI) -> None:
     result = client.responses.create(model="gpt-4.1-nano", input="Say this is a test", max_output_tokens=40)
     attrs = _common(spans.one(), "chat", "gpt-4.1-nano", server)
@@ -160,6 +164,7 @@ def test_responses_sync(openai_instrumented: Any, spans: Any, server: Any, clien
     assert attrs[sc.RESPONSE_FINISH_REASONS] == ("stop",)
 
 
+@needs_responses
 async def test_responses_stream_async(openai_instrumented: Any, spans: Any, server: Any, aclient: Any) -> None:
     stream = await aclient.responses.create(model="gpt-4.1-nano", input="Say this is a test", stream=True)
     events = [e async for e in stream]
@@ -171,6 +176,7 @@ async def test_responses_stream_async(openai_instrumented: Any, spans: Any, serv
     assert attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] > 0
 
 
+@needs_responses
 def test_responses_stream_helper(openai_instrumented: Any, spans: Any, server: Any, client: Any) -> None:
     with client.responses.stream(model="gpt-4.1-nano", input="Say this is a test") as stream:
         for _ in stream:
@@ -180,6 +186,7 @@ def test_responses_stream_helper(openai_instrumented: Any, spans: Any, server: A
     assert attrs[sc.USAGE_OUTPUT_TOKENS] == final.usage.output_tokens
 
 
+@needs_responses
 def test_responses_parse(openai_instrumented: Any, spans: Any, server: Any, client: openai.OpenAI) -> None:
     parsed = client.responses.parse(model="gpt-4.1-nano", input="Say this is a test", text_format=Answer)
     assert isinstance(parsed.output_parsed, Answer)

@@ -8,6 +8,7 @@ import openai
 import pytest
 
 from llm_otel import semconv as sc
+from tests_support import HAS_RESPONSES
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
 
@@ -46,6 +47,7 @@ def test_raw_response_stream(openai_instrumented: Any, spans: Any, client: opena
     assert span.attributes[sc.USAGE_OUTPUT_TOKENS] > 0
 
 
+@pytest.mark.skipif(not HAS_RESPONSES, reason="openai client without the Responses API")
 async def test_raw_response_async(openai_instrumented: Any, spans: Any, aclient: openai.AsyncOpenAI) -> None:
     raw = await aclient.responses.with_raw_response.create(model="gpt-4.1-nano", input="hi there")
     assert raw.headers.get("x-request-id")

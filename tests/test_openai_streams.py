@@ -11,6 +11,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from llm_otel import semconv as sc
+from tests_support import HAS_RESPONSES, chat_parse_resource
 
 MESSAGES = [{"role": "user", "content": "Tell me a long story about streams"}]
 
@@ -179,12 +180,13 @@ async def test_async_cancel_while_waiting_for_chunk(openai_instrumented: Any, sp
 
 
 def test_chat_stream_helper_closed_early(openai_instrumented: Any, spans: Any, client: openai.OpenAI) -> None:
-    with client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
+    with chat_parse_resource(client).stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
         for _ in stream:
             break
     assert spans.one().attributes[sc.STREAM_ABANDONED] is True
 
 
+@pytest.mark.skipif(not HAS_RESPONSES, reason="openai client without the Responses API")
 def test_responses_stream_break(openai_instrumented: Any, spans: Any, client: openai.OpenAI) -> None:
     with client.responses.create(model="gpt-4.1-nano", input="hello there", stream=True) as stream:
         for _ in stream:

@@ -1,0 +1,102 @@
+"""Span -> cost record mapping (DESIGN.md §6 field by field)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from llm_otel.costapi.validation import validate
+from llm_otel.exporters.cost_records import cost_string, rfc3339_utc, span_to_record
+from llm_otel.semconv import SCOPE_NAME
+
+
+def finished_span(
+    attrs: dict[str, Any], resource: dict[str, Any] | None = None, error: bool = False
+) -> ReadableSpan:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create(resource or {"service.name": "svc"}), shutdown_on_exit=False
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    span = provider.get_tracer(SCOPE_NAME).start_span("chat x", start_time=1_700_000_000_000_000_000)
+    span.set_attributes(attrs)
+    if error:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end(end_time=1_700_000_000_250_000_000)
+    return exporter.get_finished_spans()[0]
+
+
+BASE = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o"}
+
+
+def test_full_record() -> None:
+    span = finished_span(
+        {
+            **BASE,
+            "gen_ai.response.model": "gpt-4o-2024-08-06",
+            "gen_ai.usage.input_tokens": 100,
+            "gen_ai.usage.output_tokens": 20,
+            "gen_ai.usage.cache_read.input_tokens": 64,
+            "gen_ai.usage.reasoning.output_tokens": 8,
+            "gen_ai.usage.cost": 0.000123456789,
+            "llm_otel.pricing.status": "priced",
+            "llm_otel.tag.tenant": "acme",
+            "llm_otel.tag.feature": "search",
+        },
+        {"service.name": "billing", "llm_otel.organization_id": "org-res"},
+    )
+    rec = span_to_record(span)
+    assert rec is not None
+    ctx = span.context
+    assert ctx is not None
+    assert rec["id"] == f"{ctx.trace_id:032x}-{ctx.span_id:016x}"
+    assert rec["trace_id"] == f"{ctx.trace_id:032x}" and rec["span_id"] == f"{ctx.span_id:016x}"
+    assert rec["timestamp"] == "2023-11-14T22:13:20.250000Z"
+    assert rec["organization_id"] == "org-res" and rec["service_name"] == "billing"
+    assert (
+        rec["model_id"] == "gpt-4o-2024-08-06" and rec["provider"] == "openai" and rec["operation"] == "chat"
+    )
+    assert (rec["input_tokens"], rec["output_tokens"], rec["total_tokens"]) == (100, 20, 120)
+    assert (rec["cached_input_tokens"], rec["reasoning_tokens"]) == (64, 8)
+    assert rec["cost_usd"] == "0.000123456789" and Decimal(rec["cost_usd"]) == Decimal("0.000123456789")
+    assert rec["latency_ms"] == 250.0
+    assert rec["status"] == "ok" and rec["error_type"] is None
+    assert rec["attributes"] == {"tenant": "acme", "feature": "search"}
+    assert validate(rec) is None
+    assert span_to_record(span, organization_id="org-set")["organization_id"] == "org-set"  # type: ignore[index]
+
+
+def test_error_unpriced_and_missing_usage() -> None:
+    rec = span_to_record(
+        finished_span({**BASE, "error.type": "RateLimitError", "llm_otel.pricing.status": "unpriced"})
+    )
+    assert rec is not None
+    assert rec["status"] == "error" and rec["error_type"] == "RateLimitError"
+    assert rec["cost_usd"] is None and rec["model_id"] == "gpt-4o"
+    assert rec["input_tokens"] == rec["output_tokens"] == rec["total_tokens"] == 0
+    assert rec["organization_id"] == "default"
+    assert validate(rec) is None
+    status_only = span_to_record(finished_span(BASE, error=True))
+    assert status_only is not None and status_only["error_type"] == "_OTHER"
+
+
+def test_local_model_costs_zero_and_non_genai_spans_are_skipped() -> None:
+    rec = span_to_record(
+        finished_span({**BASE, "gen_ai.usage.cost": 0.0, "llm_otel.pricing.status": "local"})
+    )
+    assert rec is not None and rec["cost_usd"] == "0"
+    assert span_to_record(finished_span({"http.method": "GET"})) is None
+
+
+def test_cost_string_is_exact_and_never_exponent() -> None:
+    assert cost_string(1.23e-7) == "0.000000123"
+    assert cost_string(0.000000123456) == "0.000000123456"
+    assert cost_string(12.5) == "12.5"
+    assert cost_string(float("nan")) is None and cost_string(-1.0) is None and cost_string("1") is None
+    assert rfc3339_utc(0) == "1970-01-01T00:00:00.000000Z"
