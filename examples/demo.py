@@ -116,7 +116,9 @@ def main() -> None:
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{prometheus_port}/metrics").read().decode()
         print(f"\n== Prometheus endpoint http://127.0.0.1:{prometheus_port}/metrics (selected lines)")
         for line in metrics.splitlines():
-            if line.startswith(("llm_otel_requests_total", "llm_otel_cost_usd_total", "llm_otel_tokens_total")):
+            if line.startswith(
+                ("llm_otel_requests_total", "llm_otel_cost_usd_total", "llm_otel_tokens_total")
+            ):
                 print(line)
 
         request = urllib.request.Request(

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .attribution import attributes
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .pipeline import Instrumentation
 
 __all__ = ["ConfigError", "Instrumentation", "attributes", "instrument", "uninstrument", "__version__"]
 __version__ = "0.1.0"

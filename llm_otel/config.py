@@ -152,9 +152,12 @@ class Settings:
             elif generic:
                 s.otlp_endpoint = parse_url("OTEL_EXPORTER_OTLP_ENDPOINT", generic)
                 s.otlp_from_env = True
-        if s.otlp_endpoint and s.otlp_protocol == "http/protobuf" and not (
-            s.otlp_from_env and _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        ) and not s.otlp_endpoint.endswith("/v1/traces"):
+        if (
+            s.otlp_endpoint
+            and s.otlp_protocol == "http/protobuf"
+            and not (s.otlp_from_env and _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+            and not s.otlp_endpoint.endswith("/v1/traces")
+        ):
             s.otlp_endpoint += "/v1/traces"
 
         if prometheus_port is _UNSET:
@@ -184,7 +187,9 @@ class Settings:
             for name in listed:
                 if name not in KNOWN_INSTRUMENTORS:
                     raise ConfigError(
-                        "instrumentors", names, f"unknown instrumentor {name!r}; known: {', '.join(KNOWN_INSTRUMENTORS)}"
+                        "instrumentors",
+                        names,
+                        f"unknown instrumentor {name!r}; known: {', '.join(KNOWN_INSTRUMENTORS)}",
                     )
             s.instrumentors = tuple(listed)
 

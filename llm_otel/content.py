@@ -57,9 +57,7 @@ def parse_mode(value: str | bool | CaptureMode | None) -> CaptureMode:
     for mode in CaptureMode:
         if mode.value == text:
             return mode
-    logger.warning(
-        "llm-otel: unknown %s value %r; message content will not be captured", ENV_CAPTURE, value
-    )
+    logger.warning("llm-otel: unknown %s value %r; message content will not be captured", ENV_CAPTURE, value)
     return CaptureMode.NO_CONTENT
 
 

@@ -34,7 +34,9 @@ class SpanReader:
         return list(self.exporter.get_finished_spans())
 
     def genai(self) -> list[ReadableSpan]:
-        return [s for s in self.all() if s.instrumentation_scope and s.instrumentation_scope.name == "llm_otel"]
+        return [
+            s for s in self.all() if s.instrumentation_scope and s.instrumentation_scope.name == "llm_otel"
+        ]
 
     def one(self) -> ReadableSpan:
         spans = self.genai()
@@ -73,7 +75,9 @@ def server(fake_server: FakeLLMServer) -> Iterator[FakeLLMServer]:
 
 @pytest.fixture
 def telemetry() -> Telemetry:
-    return Telemetry(tracer=make_tracer(_PROVIDER), prices=PriceTable.bundled(), capture=CaptureMode.NO_CONTENT)
+    return Telemetry(
+        tracer=make_tracer(_PROVIDER), prices=PriceTable.bundled(), capture=CaptureMode.NO_CONTENT
+    )
 
 
 @pytest.fixture

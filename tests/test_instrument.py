@@ -115,7 +115,11 @@ def _run_child(code: str, env: dict[str, str]) -> dict[str, Any]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     full_env.update(env)
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -126,7 +130,7 @@ CHILD = """
     handle = llm_otel.instrument(prometheus_port=0)
     client = openai.OpenAI(base_url=os.environ["FAKE_URL"], api_key="sk-secret", max_retries=0)
     for _ in range(int(os.environ.get("CALLS", "1"))):
-        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi there"}])
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     handle.flush()
     from llm_otel.metrics_registry import REGISTRY
     total = sum(s.value for m in REGISTRY.collect() if m.name == "llm_otel_requests"
@@ -138,10 +142,14 @@ CHILD = """
 def test_otlp_http_export_from_standard_env(server: Any) -> None:
     receiver = OTLPHttpReceiver().start()
     try:
-        out = _run_child(CHILD, {
-            "FAKE_URL": server.openai_base_url, "OTEL_SERVICE_NAME": "checkout",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        })
+        out = _run_child(
+            CHILD,
+            {
+                "FAKE_URL": server.openai_base_url,
+                "OTEL_SERVICE_NAME": "checkout",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            },
+        )
         spans = receiver.wait_for(1)
     finally:
         receiver.stop()
@@ -158,10 +166,14 @@ def test_otlp_http_export_from_standard_env(server: Any) -> None:
 def test_otlp_grpc_export(server: Any) -> None:
     receiver = OTLPGrpcReceiver().start()
     try:
-        _run_child(CHILD, {
-            "FAKE_URL": server.openai_base_url, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        })
+        _run_child(
+            CHILD,
+            {
+                "FAKE_URL": server.openai_base_url,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            },
+        )
         spans = receiver.wait_for(1)
     finally:
         receiver.stop()
@@ -171,10 +183,15 @@ def test_otlp_grpc_export(server: Any) -> None:
 def test_sampler_from_env_drops_traces_but_counts_every_call(server: Any) -> None:
     receiver = OTLPHttpReceiver().start()
     try:
-        out = _run_child(CHILD, {
-            "FAKE_URL": server.openai_base_url, "CALLS": "20", "OTEL_TRACES_SAMPLER": "always_off",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        })
+        out = _run_child(
+            CHILD,
+            {
+                "FAKE_URL": server.openai_base_url,
+                "CALLS": "20",
+                "OTEL_TRACES_SAMPLER": "always_off",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            },
+        )
         spans = receiver.wait_for(1, timeout=1.0)
     finally:
         receiver.stop()
@@ -183,10 +200,16 @@ def test_sampler_from_env_drops_traces_but_counts_every_call(server: Any) -> Non
 
 
 def test_collector_down_does_not_affect_calls(server: Any) -> None:
-    out = _run_child(CHILD, {
-        "FAKE_URL": server.openai_base_url, "CALLS": "3", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
-        "OTEL_BSP_EXPORT_TIMEOUT": "500", "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
-    })
+    out = _run_child(
+        CHILD,
+        {
+            "FAKE_URL": server.openai_base_url,
+            "CALLS": "3",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+            "OTEL_BSP_EXPORT_TIMEOUT": "500",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+        },
+    )
     assert out["requests"] == 3
 
 
@@ -204,7 +227,8 @@ def test_import_and_instrument_without_client_libraries() -> None:
 
 def test_opentelemetry_instrument_entry_point(server: Any, tmp_path: Any) -> None:
     script = tmp_path / "app.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import json, os, openai
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
@@ -217,11 +241,13 @@ def test_opentelemetry_instrument_entry_point(server: Any, tmp_path: Any) -> Non
         client = openai.OpenAI(base_url=os.environ["FAKE_URL"], api_key="k", max_retries=0)
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
         print(json.dumps([s.name for s in exporter.get_finished_spans()]))
-    """))
+    """)
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update({"FAKE_URL": server.openai_base_url, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ""})
     tool = os.path.join(os.path.dirname(sys.executable), "opentelemetry-instrument")
-    done = subprocess.run([tool, sys.executable, str(script)], env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [tool, sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == ["chat gpt-4o-mini"]

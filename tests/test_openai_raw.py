@@ -6,9 +6,9 @@ from typing import Any
 
 import openai
 import pytest
+from tests_support import HAS_RESPONSES
 
 from llm_otel import semconv as sc
-from tests_support import HAS_RESPONSES
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
 
@@ -36,7 +36,9 @@ def test_raw_response_non_stream(openai_instrumented: Any, spans: Any, client: o
 
 
 def test_raw_response_stream(openai_instrumented: Any, spans: Any, client: openai.OpenAI) -> None:
-    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    )
     assert raw.headers["content-type"].startswith("text/event-stream")
     assert spans.genai() == []
     stream = raw.parse()
@@ -57,7 +59,9 @@ async def test_raw_response_async(openai_instrumented: Any, spans: Any, aclient:
 
 
 def test_streaming_response_parse(openai_instrumented: Any, spans: Any, client: openai.OpenAI) -> None:
-    with client.chat.completions.with_streaming_response.create(model="gpt-4o-mini", messages=MESSAGES) as resp:
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    ) as resp:
         assert resp.headers["content-type"].startswith("application/json")
         assert spans.genai() == []  # body not read yet
         completion = resp.parse()
@@ -65,7 +69,9 @@ def test_streaming_response_parse(openai_instrumented: Any, spans: Any, client: 
     assert span.attributes[sc.USAGE_INPUT_TOKENS] == completion.usage.prompt_tokens
 
 
-def test_streaming_response_iter_lines_is_lazy(openai_instrumented: Any, spans: Any, client: openai.OpenAI) -> None:
+def test_streaming_response_iter_lines_is_lazy(
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI
+) -> None:
     with client.chat.completions.with_streaming_response.create(
         model="gpt-4o-mini", messages=MESSAGES, stream=True
     ) as resp:
@@ -75,7 +81,9 @@ def test_streaming_response_iter_lines_is_lazy(openai_instrumented: Any, spans: 
     assert span.attributes[sc.REQUEST_STREAM] is True
 
 
-async def test_async_streaming_response_stream_parse(openai_instrumented: Any, spans: Any, aclient: Any) -> None:
+async def test_async_streaming_response_stream_parse(
+    openai_instrumented: Any, spans: Any, aclient: Any
+) -> None:
     async with aclient.chat.completions.with_streaming_response.create(
         model="gpt-4o-mini", messages=MESSAGES, stream=True
     ) as resp:

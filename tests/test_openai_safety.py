@@ -24,7 +24,9 @@ API_KEY = "sk-live-DO-NOT-LEAK-1234"
 @pytest.fixture
 def client(server: Any) -> openai.OpenAI:
     return openai.OpenAI(
-        base_url=server.openai_base_url, api_key=API_KEY, max_retries=0,
+        base_url=server.openai_base_url,
+        api_key=API_KEY,
+        max_retries=0,
         default_headers={"X-Custom-Auth": "custom-secret-header"},
     )
 
@@ -44,7 +46,9 @@ def test_content_off_by_default(openai_instrumented: Any, spans: Any, client: op
 
 
 @pytest.mark.parametrize("mode", [CaptureMode.SPAN_ONLY, CaptureMode.EVENT_ONLY, CaptureMode.SPAN_AND_EVENT])
-def test_content_when_asked(openai_instrumented: Any, spans: Any, client: openai.OpenAI, mode: CaptureMode) -> None:
+def test_content_when_asked(
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI, mode: CaptureMode
+) -> None:
     openai_instrumented.capture = mode
     result = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     span = spans.one()
@@ -77,8 +81,9 @@ def test_capture_env_values() -> None:
     assert parse_mode("bogus") is CaptureMode.NO_CONTENT
 
 
-def test_generator_messages_are_not_consumed(openai_instrumented: Any, spans: Any, server: Any,
-                                             client: openai.OpenAI) -> None:
+def test_generator_messages_are_not_consumed(
+    openai_instrumented: Any, spans: Any, server: Any, client: openai.OpenAI
+) -> None:
     openai_instrumented.capture = CaptureMode.SPAN_ONLY
     messages = ({"role": "user", "content": f"message number {i}"} for i in range(2))
     client.chat.completions.create(model="gpt-4o-mini", messages=messages)
@@ -87,7 +92,9 @@ def test_generator_messages_are_not_consumed(openai_instrumented: Any, spans: An
     assert sc.INPUT_MESSAGES not in spans.one().attributes  # skipped rather than consumed
 
 
-def test_no_keys_or_auth_headers_in_telemetry(openai_instrumented: Any, spans: Any, client: openai.OpenAI) -> None:
+def test_no_keys_or_auth_headers_in_telemetry(
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI
+) -> None:
     openai_instrumented.capture = CaptureMode.SPAN_AND_EVENT
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     text = _all_text(spans.one())
@@ -98,8 +105,9 @@ def _counter(site: str) -> float:
     return guard.INSTRUMENTATION_ERRORS.labels(site)._value.get()
 
 
-def test_extractor_failure_returns_real_result(openai_instrumented: Any, spans: Any, client: openai.OpenAI,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_extractor_failure_returns_real_result(
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = _counter("openai.finish")
 
     def broken(*args: Any, **kwargs: Any) -> Any:
@@ -112,8 +120,9 @@ def test_extractor_failure_returns_real_result(openai_instrumented: Any, spans: 
     assert _counter("openai.finish") == before + 1
 
 
-def test_start_failure_returns_real_result(openai_instrumented: Any, spans: Any, client: openai.OpenAI,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_start_failure_returns_real_result(
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from llm_otel.instrumentors import openai_request
 
     before = _counter("openai.start")
@@ -123,8 +132,9 @@ def test_start_failure_returns_real_result(openai_instrumented: Any, spans: Any,
     assert _counter("openai.start") == before + 1
 
 
-def test_chunk_failure_does_not_break_iteration(openai_instrumented: Any, spans: Any, client: openai.OpenAI,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chunk_failure_does_not_break_iteration(
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = _counter("stream.chunk")
     monkeypatch.setattr(openai_response.ChatChunks, "add", lambda self, chunk: 1 / 0)
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))

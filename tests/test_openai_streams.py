@@ -9,9 +9,9 @@ from typing import Any
 import openai
 import pytest
 from opentelemetry.trace import StatusCode
+from tests_support import HAS_RESPONSES, chat_parse_resource
 
 from llm_otel import semconv as sc
-from tests_support import HAS_RESPONSES, chat_parse_resource
 
 MESSAGES = [{"role": "user", "content": "Tell me a long story about streams"}]
 
@@ -72,7 +72,9 @@ def test_never_iterated_then_collected(openai_instrumented: Any, spans: Any, cli
     assert sc.RESPONSE_FINISH_REASONS not in span.attributes
 
 
-def test_exception_in_loop_body_with_with(openai_instrumented: Any, spans: Any, client: openai.OpenAI) -> None:
+def test_exception_in_loop_body_with_with(
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI
+) -> None:
     with pytest.raises(KeyError), _stream(client) as stream:
         for _ in stream:
             raise KeyError("user bug")
@@ -81,7 +83,9 @@ def test_exception_in_loop_body_with_with(openai_instrumented: Any, spans: Any, 
     assert span.attributes[sc.ERROR_TYPE] == "KeyError"
 
 
-def test_exception_in_loop_body_without_with(openai_instrumented: Any, spans: Any, client: openai.OpenAI) -> None:
+def test_exception_in_loop_body_without_with(
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI
+) -> None:
     def consume() -> None:
         for _ in _stream(client):
             raise ValueError("user bug")
@@ -93,7 +97,9 @@ def test_exception_in_loop_body_without_with(openai_instrumented: Any, spans: An
     assert span.attributes[sc.STREAM_ABANDONED] is True
 
 
-def test_stream_fails_midway(openai_instrumented: Any, spans: Any, server: Any, client: openai.OpenAI) -> None:
+def test_stream_fails_midway(
+    openai_instrumented: Any, spans: Any, server: Any, client: openai.OpenAI
+) -> None:
     server.set_fault("drop_midway", after_chunks=2)
     received = []
     with pytest.raises(Exception) as raised:
@@ -101,7 +107,9 @@ def test_stream_fails_midway(openai_instrumented: Any, spans: Any, server: Any, 
             received.append(chunk)
     span = spans.one()
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes[sc.ERROR_TYPE] == f"{type(raised.value).__module__}.{type(raised.value).__qualname__}"
+    assert (
+        span.attributes[sc.ERROR_TYPE] == f"{type(raised.value).__module__}.{type(raised.value).__qualname__}"
+    )
     assert len(received) >= 1
 
 
@@ -145,7 +153,9 @@ async def test_async_full_drain(openai_instrumented: Any, spans: Any, aclient: A
     assert span.attributes[sc.USAGE_INPUT_TOKENS] > 0
 
 
-async def test_async_cancelled_midway(openai_instrumented: Any, spans: Any, server: Any, aclient: Any) -> None:
+async def test_async_cancelled_midway(
+    openai_instrumented: Any, spans: Any, server: Any, aclient: Any
+) -> None:
     stream = await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     await stream.__anext__()
     server.set_fault("slow_first_byte", delay=0)  # no effect on an open stream; keeps the server honest
@@ -164,8 +174,9 @@ async def test_async_cancelled_midway(openai_instrumented: Any, spans: Any, serv
     assert span.attributes[sc.STREAM_ABANDONED] is True
 
 
-async def test_async_cancel_while_waiting_for_chunk(openai_instrumented: Any, spans: Any, server: Any,
-                                                    aclient: Any) -> None:
+async def test_async_cancel_while_waiting_for_chunk(
+    openai_instrumented: Any, spans: Any, server: Any, aclient: Any
+) -> None:
     server.set_fault("slow_first_byte", delay=5)
     task = asyncio.create_task(
         aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
@@ -208,10 +219,15 @@ def test_server_ignoring_include_usage_leaves_tokens_unset(openai_instrumented: 
         (Path(__file__).parent / "fixtures/realworld/openai_chat_stream_no_usage.json").read_text()
     )["response"]["body"]
     transport = httpx2.MockTransport(
-        lambda request: httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body.encode())
+        lambda request: httpx2.Response(
+            200, headers={"content-type": "text/event-stream"}, content=body.encode()
+        )
     )
-    client = openai.OpenAI(base_url="http://127.0.0.1:1/v1", api_key="k",
-                           http_client=openai.DefaultHttpxClient(transport=transport))
+    client = openai.OpenAI(
+        base_url="http://127.0.0.1:1/v1",
+        api_key="k",
+        http_client=openai.DefaultHttpxClient(transport=transport),
+    )
     chunks = list(client.chat.completions.create(model="gpt-4", messages=MESSAGES, stream=True))
     assert chunks
     span = spans.one()

@@ -11,10 +11,9 @@ from typing import Any
 import openai
 import pytest
 from opentelemetry.trace import StatusCode
+from tests_support import HAS_RESPONSES, client_http_module
 
 from llm_otel import semconv as sc
-
-from tests_support import HAS_RESPONSES, client_http_module
 
 httpx2 = client_http_module()  # httpx2 for openai 3.x, httpx for 1.x/2.x
 
@@ -26,17 +25,27 @@ def _client(exchange: dict[str, Any], is_async: bool) -> Any:
     response = exchange["response"]
 
     def reply(request: Any) -> Any:
-        headers = {k: v for k, v in response["headers"].items() if k.lower() not in ("content-length",
-                                                                                      "content-encoding",
-                                                                                      "transfer-encoding")}
+        headers = {
+            k: v
+            for k, v in response["headers"].items()
+            if k.lower() not in ("content-length", "content-encoding", "transfer-encoding")
+        }
         return httpx2.Response(response["status"], headers=headers, content=response["body"].encode())
 
     transport = httpx2.MockTransport(reply)
     if is_async:
-        return openai.AsyncOpenAI(base_url="https://api.openai.com/v1", api_key="k", max_retries=0,
-                                  http_client=openai.DefaultAsyncHttpxClient(transport=transport))
-    return openai.OpenAI(base_url="https://api.openai.com/v1", api_key="k", max_retries=0,
-                         http_client=openai.DefaultHttpxClient(transport=transport))
+        return openai.AsyncOpenAI(
+            base_url="https://api.openai.com/v1",
+            api_key="k",
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(transport=transport),
+        )
+    return openai.OpenAI(
+        base_url="https://api.openai.com/v1",
+        api_key="k",
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(transport=transport),
+    )
 
 
 def _method(client: Any, path: str) -> Any:

@@ -19,6 +19,6 @@ HAS_RESPONSES = hasattr(openai.OpenAI, "responses")
 
 
 def chat_parse_resource(client: object) -> object:
-    """``chat.completions`` where ``parse``/``stream`` are stable (openai >= 1.92), else ``beta.chat.completions``."""
+    """``chat.completions`` with stable ``parse``/``stream`` (openai >= 1.92), else the beta one."""
     completions = client.chat.completions  # type: ignore[attr-defined]
     return completions if hasattr(completions, "parse") else client.beta.chat.completions  # type: ignore[attr-defined]

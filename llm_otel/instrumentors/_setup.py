@@ -38,6 +38,8 @@ def telemetry_from_kwargs(kwargs: dict[str, Any]) -> Telemetry:
         prices=PriceTable.load(os.environ.get("LLM_OTEL_PRICES") or None),
         capture=parse_mode(None),
         max_chars=max_chars_from_env(),
-        inject_stream_usage=parse_bool("LLM_OTEL_STREAM_USAGE", os.environ.get("LLM_OTEL_STREAM_USAGE"), True),
+        inject_stream_usage=parse_bool(
+            "LLM_OTEL_STREAM_USAGE", os.environ.get("LLM_OTEL_STREAM_USAGE"), True
+        ),
         provider_hosts=parse_provider_hosts(os.environ.get("LLM_OTEL_PROVIDER_HOSTS")),
     )

@@ -63,7 +63,7 @@ class _ProxyBase(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_acc = acc
 
     def _llm_otel_abandon(self) -> None:
-        """Called by helpers (e.g. openai's ChatCompletionStream.close) that close the HTTP response directly."""
+        """For helpers (openai's ChatCompletionStream.close) that close the HTTP response directly."""
         _finish(self._self_call, self._self_acc, abandoned=True)
 
     def __del__(self) -> None:

@@ -86,7 +86,9 @@ def responses_input(kwargs: dict[str, Any], limit: int) -> tuple[list[dict[str, 
         messages = chat_messages(value, limit)
     instructions = kwargs.get("instructions")
     system = (
-        [{"type": "text", "content": truncate(instructions, limit)}] if isinstance(instructions, str) else None
+        [{"type": "text", "content": truncate(instructions, limit)}]
+        if isinstance(instructions, str)
+        else None
     )
     return messages, system
 

@@ -50,7 +50,11 @@ class _Endpoint:
 
 
 def _pair(module: str, cls: str, method: str, *rest: Any) -> list[_Endpoint]:
-    return [_Endpoint(module, f"{cls}.{method}", *rest, False), _Endpoint(module, f"Async{cls}.{method}", *rest, True)]
+    """The sync and async variants of one endpoint."""
+    return [
+        _Endpoint(module, f"{cls}.{method}", *rest, False),  # type: ignore[call-arg]
+        _Endpoint(module, f"Async{cls}.{method}", *rest, True),  # type: ignore[call-arg]
+    ]
 
 
 _CHAT = ("chat", req.chat_request, resp.chat_outcome)
@@ -58,14 +62,42 @@ ENDPOINTS: list[_Endpoint] = [
     *_pair("openai.resources.chat.completions", "Completions", "create", *_CHAT, "chat"),
     *_pair("openai.resources.chat.completions", "Completions", "parse", *_CHAT, None),
     *_pair("openai.resources.beta.chat.completions", "Completions", "parse", *_CHAT, None),
-    *_pair("openai.resources.responses", "Responses", "create", "chat", req.responses_request,
-           resp.responses_outcome, "responses"),
-    *_pair("openai.resources.responses", "Responses", "parse", "chat", req.responses_request,
-           resp.responses_outcome, None),
-    *_pair("openai.resources.embeddings", "Embeddings", "create", "embeddings", req.embeddings_request,
-           resp.embeddings_outcome, None),
-    *_pair("openai.resources.completions", "Completions", "create", "text_completion",
-           req.completions_request, resp.completion_outcome, "completion"),
+    *_pair(
+        "openai.resources.responses",
+        "Responses",
+        "create",
+        "chat",
+        req.responses_request,
+        resp.responses_outcome,
+        "responses",
+    ),
+    *_pair(
+        "openai.resources.responses",
+        "Responses",
+        "parse",
+        "chat",
+        req.responses_request,
+        resp.responses_outcome,
+        None,
+    ),
+    *_pair(
+        "openai.resources.embeddings",
+        "Embeddings",
+        "create",
+        "embeddings",
+        req.embeddings_request,
+        resp.embeddings_outcome,
+        None,
+    ),
+    *_pair(
+        "openai.resources.completions",
+        "Completions",
+        "create",
+        "text_completion",
+        req.completions_request,
+        resp.completion_outcome,
+        "completion",
+    ),
 ]
 
 #: Stream helpers that close the HTTP response directly, bypassing the stream they iterate (our proxy).
@@ -86,14 +118,14 @@ class _ClientTypes:
         self.azure: tuple[type, ...] = tuple(
             t for t in (getattr(openai, "AzureOpenAI", None), getattr(openai, "AsyncAzureOpenAI", None)) if t
         )
-        self.stream: type = openai.Stream
-        self.async_stream: type = openai.AsyncStream
+        self.stream: type[Any] = openai.Stream
+        self.async_stream: type[Any] = openai.AsyncStream
         from openai._legacy_response import LegacyAPIResponse
         from openai._response import APIResponse, AsyncAPIResponse
 
-        self.legacy_raw: type = LegacyAPIResponse
-        self.api_response: type = APIResponse
-        self.async_api_response: type = AsyncAPIResponse
+        self.legacy_raw: type[Any] = LegacyAPIResponse
+        self.api_response: type[Any] = APIResponse
+        self.async_api_response: type[Any] = AsyncAPIResponse
 
 
 def _resolve(module: str, method: str) -> Any:
@@ -116,7 +148,9 @@ class _Wrapping:
         self.types = types
 
     # -- call start ------------------------------------------------------------------------------------
-    def start(self, ep: _Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[GenAICall, dict[str, Any], bool]:
+    def start(
+        self, ep: _Endpoint, instance: Any, kwargs: dict[str, Any]
+    ) -> tuple[GenAICall, dict[str, Any], bool]:
         t = self.t
         provider, attrs = req.server_and_provider(instance, t, self.types.azure)
         model = ep.request(kwargs, attrs)

@@ -7,7 +7,7 @@ client's base URL.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from .. import semconv as sc
 from ._call import Telemetry
@@ -16,11 +16,14 @@ OLLAMA_DEFAULT_PORT = 11434
 _SENTINEL_NAMES = frozenset({"NotGiven", "Omit"})
 
 
-def given(value: Any) -> bool:
+def given(value: Any) -> TypeGuard[Any]:
+    """Present in the call and not one of openai's NOT_GIVEN / omit sentinels."""
     return value is not None and type(value).__name__ not in _SENTINEL_NAMES
 
 
-def server_and_provider(instance: Any, telemetry: Telemetry, azure_types: tuple[type, ...]) -> tuple[str, dict[str, Any]]:
+def server_and_provider(
+    instance: Any, telemetry: Telemetry, azure_types: tuple[type, ...]
+) -> tuple[str, dict[str, Any]]:
     """Provider name and server.address/port attributes for the resource's client."""
     client = getattr(instance, "_client", None)
     attrs: dict[str, Any] = {}
@@ -156,7 +159,7 @@ def completions_request(kwargs: dict[str, Any], attrs: dict[str, Any]) -> str | 
 
 
 def wants_stream_usage(kwargs: dict[str, Any]) -> bool:
-    """True when the user did not ask for usage in a stream: llm-otel asks for it and hides the extra chunk."""
+    """True when a stream did not ask for usage: llm-otel asks for it and hides the extra chunk."""
     if kwargs.get("stream") is not True:
         return False
     options = kwargs.get("stream_options")
@@ -166,7 +169,7 @@ def wants_stream_usage(kwargs: dict[str, Any]) -> bool:
 
 
 def inject_stream_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the call's kwargs with ``stream_options.include_usage`` set (the user's dict is untouched)."""
+    """A copy of the kwargs with ``stream_options.include_usage`` set (the user's dict is untouched)."""
     options = kwargs.get("stream_options")
     merged = dict(options) if isinstance(options, dict) else {}
     merged["include_usage"] = True
