@@ -40,7 +40,7 @@ def populate(latest: bool) -> CollectorRegistry:
         sc.REQUEST_MODEL: "gpt-4o",
         sc.TAG_PREFIX + "tenant": "a",
     }
-    end = {
+    end: dict[str, Any] = {
         sc.RESPONSE_MODEL: "gpt-4o-2024-08-06",
         sc.USAGE_INPUT_TOKENS: 10,
         sc.USAGE_OUTPUT_TOKENS: 5,
