@@ -174,6 +174,10 @@ def test_uninstrument_restores_everything(telemetry: Any, spans: Any, client: op
 
 
 def test_instrument_twice_gives_one_span(openai_instrumented: Any, spans: Any, client: openai.OpenAI) -> None:
-    openai_instr.OpenAIInstrumentor().instrument(llm_otel_telemetry=openai_instrumented)
+    again = openai_instr.OpenAIInstrumentor()  # the singleton's __init__ runs again: state must survive
+    again.instrument(llm_otel_telemetry=openai_instrumented)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert len(spans.genai()) == 1
+    again.uninstrument()
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert len(spans.genai()) == 1

@@ -300,10 +300,10 @@ def _helper_close_wrapper(is_async: bool) -> Callable[..., Any]:
 class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """GenAI spans for the ``openai`` client. Usually enabled by ``llm_otel.instrument()``."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._telemetry: Telemetry | None = None
-        self._patched: list[tuple[Any, str]] = []
+    # BaseInstrumentor is a singleton whose __init__ runs on every OpenAIInstrumentor() call: state is
+    # set in _instrument only, never reset by a constructor call while instrumented.
+    _telemetry: Telemetry | None = None
+    _patched: list[tuple[Any, str]] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("openai >= 1.55",)
@@ -311,6 +311,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         telemetry = telemetry_from_kwargs(kwargs)
         self._telemetry = telemetry
+        self._patched = []
         wrapping = _Wrapping(telemetry, _ClientTypes())
         for ep in ENDPOINTS:
             owner = _resolve(ep.module, ep.method)
