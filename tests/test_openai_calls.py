@@ -4,7 +4,6 @@ read back from the in-memory exporter; the values are checked against what the s
 from __future__ import annotations
 
 import contextlib
-
 from typing import Any
 
 import openai
