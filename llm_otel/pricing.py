@@ -538,13 +538,13 @@ class PriceTable:
         reasoning_tokens: int | None = None,
     ) -> Cost:
         """Exact cost of one call. Token semantics are OpenAI's (input includes cache, output reasoning)."""
-        if input_tokens is None and output_tokens is None:
-            return _UNPRICED  # usage unknown: no cost rather than a wrong one
         hit = self._memo.get((provider, model))
         if hit is None:
             hit = self._resolved(provider, model)
         if not isinstance(hit, _Priced):
-            return hit
+            return hit  # local (cost 0 whatever the usage) or unpriced
+        if input_tokens is None and output_tokens is None:
+            return _UNPRICED  # usage unknown: no cost rather than a wrong one
         i = input_tokens if input_tokens and input_tokens > 0 else 0
         o = output_tokens if output_tokens and output_tokens > 0 else 0
         cr = cache_read_tokens if cache_read_tokens and cache_read_tokens > 0 else 0

@@ -293,3 +293,19 @@ async def test_async_never_iterated_collected(
     del stream
     gc.collect()
     _abandoned(spans.one())
+
+
+def test_lazy_stream_request_is_sent_inside_the_span(
+    ollama_instrumented: Any, spans: Any, client: ollama.Client
+) -> None:
+    """ollama sends a streamed request on the first pull: the GenAI span is current then, so HTTP
+    client spans nest under it."""
+    from opentelemetry import trace
+
+    seen: list[int] = []
+    client._client.event_hooks["request"].append(
+        lambda request: seen.append(trace.get_current_span().get_span_context().span_id)
+    )
+    items = list(_sync_chat(client))
+    assert items
+    assert seen == [spans.one().context.span_id]

@@ -272,7 +272,8 @@ def test_unknown_is_unpriced_never_zero(table: PriceTable, provider: str, model:
 
 def test_unknown_usage_is_unpriced(table: PriceTable) -> None:
     assert table.cost("openai", "gpt-4o", None, None) == Cost("unpriced", None, None, None, None)
-    assert table.cost("ollama", "llama3.2", None, None).status == "unpriced"
+    # a local model costs 0 whatever the usage (a legacy /api/embeddings call reports none)
+    assert table.cost("ollama", "llama3.2", None, None).status == "local"
     # one side known: the other counts as 0
     assert table.cost("openai", "gpt-4o", 1_000_000, None).total == Decimal("2.5")
 

@@ -85,6 +85,9 @@ class SyncIteratorProxy(_ProxyBase):
         call = self._self_call
         acc = self._self_acc
         while True:
+            # Some clients (ollama) send the request on the first pull: make the span current for it,
+            # so HTTP child spans nest under the GenAI span. Later pulls skip the context switch.
+            token = None if call.first_chunk_ns else call.activate()
             try:
                 item = self.__wrapped__.__next__()
             except StopIteration:
@@ -93,6 +96,9 @@ class SyncIteratorProxy(_ProxyBase):
             except BaseException as exc:
                 _fail(call, acc, exc)
                 raise
+            finally:
+                if token is not None:
+                    call.deactivate(token)
             if not call.first_chunk_ns:
                 call.mark_first_chunk()
             if not _add(acc, item):
@@ -132,6 +138,7 @@ class AsyncIteratorProxy(_ProxyBase):
         call = self._self_call
         acc = self._self_acc
         while True:
+            token = None if call.first_chunk_ns else call.activate()
             try:
                 item = await self.__wrapped__.__anext__()
             except StopAsyncIteration:
@@ -140,6 +147,9 @@ class AsyncIteratorProxy(_ProxyBase):
             except BaseException as exc:
                 _fail(call, acc, exc)
                 raise
+            finally:
+                if token is not None:
+                    call.deactivate(token)
             if not call.first_chunk_ns:
                 call.mark_first_chunk()
             if not _add(acc, item):

@@ -1,0 +1,206 @@
+"""Ollama instrumentor: one GenAI span per chat / generate / embed / embeddings call of the ``ollama`` client.
+
+Patched in one place per client class: ``ollama._client.Client._request`` and ``AsyncClient._request``.
+Every public method builds its JSON body and calls ``self._request(cls, method, path, json=..., stream=...)``,
+looked up on the class at call time, so the module-level helpers (``ollama.chat`` etc., bound methods of a
+default client made at import) are traced too, even when bound with ``from ollama import chat`` before
+``instrument()`` ran; ``uninstrument()`` puts the original ``_request`` back and they stop being traced.
+The path picks the operation (``/api/chat`` chat, ``/api/generate`` text_completion, ``/api/embed`` and
+``/api/embeddings`` embeddings); every other path (pull, list, show, web_search, ...) passes straight
+through. Streams (a generator, or an async generator for ``AsyncClient``) are handed back behind a proxy
+that ends the span on every way out.
+
+Supported: ollama >= 0.4.0 (the first release whose methods go through ``_request(cls, ...)`` and return
+pydantic models; 0.3.x returned plain dicts from a different internal API) through 0.6.3, both ends
+tested. Old releases raise ``httpx.ConnectError`` for a refused connection where current ones raise the
+builtin ``ConnectionError`` (and streams raise ``httpx.ConnectError`` on every version); ``error.type``
+records whichever the user gets.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+from wrapt import wrap_function_wrapper
+
+from .. import guard
+from .. import semconv as sc
+from ..content import truncate
+from . import content_capture as cc
+from . import ollama_extract as ex
+from ._call import GenAICall, Telemetry
+from ._setup import telemetry_from_kwargs
+from ._streams import AsyncGeneratorProxy, SyncIteratorProxy
+from .openai_request import server_and_provider
+
+logger = logging.getLogger("llm_otel")
+
+_MODULE = "ollama._client"
+_CLASSES = (("Client", False), ("AsyncClient", True))
+#: request path -> GenAI operation; anything else is not an inference call and is not traced.
+ROUTES: dict[str, str] = {
+    "/api/chat": sc.OP_CHAT,
+    "/api/generate": sc.OP_TEXT_COMPLETION,
+    "/api/embed": sc.OP_EMBEDDINGS,
+    "/api/embeddings": sc.OP_EMBEDDINGS,
+}
+
+
+def _path(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``_request(cls, method, path, ...)``: the path is the third positional argument (or ``url=``)."""
+    return args[2] if len(args) > 2 else kwargs.get("url")
+
+
+class _Wrapping:
+    """Builds the two ``_request`` wrappers; all per-call logic lives here."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.t = telemetry
+
+    def start(self, instance: Any, operation: str, kwargs: dict[str, Any]) -> GenAICall:
+        t = self.t
+        body = kwargs.get("json")
+        if not isinstance(body, dict):
+            body = {}
+        _, attrs = server_and_provider(instance, t, ())
+        model = ex.request_attributes(body, attrs)
+        if kwargs.get("stream"):  # what _request returns depends on this flag, not on the body
+            attrs[sc.REQUEST_STREAM] = True
+        call = GenAICall(t, operation, sc.PROVIDER_OLLAMA, model, attrs)
+        if t.capture.enabled:
+            self.capture_input(call, operation, body)
+        return call
+
+    def capture_input(self, call: GenAICall, operation: str, body: dict[str, Any]) -> None:
+        try:
+            limit = self.t.max_chars
+            if operation == sc.OP_CHAT:
+                cc.record_input(call, cc.chat_messages(body.get("messages"), limit))
+            elif operation == sc.OP_TEXT_COMPLETION:
+                system = body.get("system")
+                instructions = (
+                    [{"type": "text", "content": truncate(system, limit)}]
+                    if isinstance(system, str) and system
+                    else None
+                )
+                cc.record_input(call, cc.prompt_messages(body.get("prompt"), limit), instructions)
+        except Exception as exc:
+            guard.report("ollama.capture_input", exc)
+
+    def finish(self, call: GenAICall, operation: str, result: Any, stream: Any, is_async: bool) -> Any:
+        """End the span (or hand it to a stream proxy) and return what the user gets."""
+        t = self.t
+        try:
+            if stream:
+                acc = ex.OllamaChunks(operation, t.capture.enabled, t.max_chars)
+                return (
+                    AsyncGeneratorProxy(result, call, acc)
+                    if is_async
+                    else SyncIteratorProxy(result, call, acc)
+                )
+            call.end_ok(ex.outcome(result, operation, t.capture.enabled, t.max_chars))
+        except Exception as exc:
+            guard.report("ollama.finish", exc)
+            call.end_ok(None)
+        return result
+
+    def _begin(
+        self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[GenAICall, str] | None:
+        """The call's span and operation, or None for a path that is not traced (or on our own failure)."""
+        try:
+            operation = ROUTES.get(_path(args, kwargs))
+            if operation is None:
+                return None
+            return self.start(instance, operation, kwargs), operation
+        except Exception as exc:
+            guard.report("ollama.start", exc)
+            return None
+
+    def make(self, is_async: bool) -> Callable[..., Any]:
+        t = self.t
+
+        if is_async:
+
+            async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                if not t.active:
+                    return await wrapped(*args, **kwargs)
+                begun = self._begin(instance, args, kwargs)
+                if begun is None:
+                    return await wrapped(*args, **kwargs)
+                call, operation = begun
+                token = call.activate()
+                try:
+                    result = await wrapped(*args, **kwargs)
+                except BaseException as exc:
+                    call.end_error(exc)
+                    raise
+                finally:
+                    call.deactivate(token)
+                return self.finish(call, operation, result, kwargs.get("stream"), True)
+
+            return async_wrapper
+
+        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not t.active:
+                return wrapped(*args, **kwargs)
+            begun = self._begin(instance, args, kwargs)
+            if begun is None:
+                return wrapped(*args, **kwargs)
+            call, operation = begun
+            token = call.activate()
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                call.end_error(exc)
+                raise
+            finally:
+                call.deactivate(token)
+            return self.finish(call, operation, result, kwargs.get("stream"), False)
+
+        return wrapper
+
+
+class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """GenAI spans for the ``ollama`` client. Usually enabled by ``llm_otel.instrument()``."""
+
+    _telemetry: Telemetry | None = None
+
+    def __init__(self) -> None:
+        # BaseInstrumentor is a singleton and Python re-runs __init__ on every OllamaInstrumentor() call:
+        # state set by instrument() must survive that, or a later uninstrument() would unwrap nothing.
+        super().__init__()
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("ollama >= 0.4.0",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        # not ``import ollama._client``: the package's own ``_client`` attribute is its default Client()
+        client_module = importlib.import_module(_MODULE)
+        telemetry = telemetry_from_kwargs(kwargs)
+        self._telemetry = telemetry
+        wrapping = _Wrapping(telemetry)
+        for cls_name, is_async in _CLASSES:
+            owner = getattr(client_module, cls_name, None)
+            if owner is None or not hasattr(owner, "_request"):
+                logger.warning(
+                    "llm-otel: ollama.%s._request not found; %s calls are not traced", cls_name, cls_name
+                )
+                continue
+            wrap_function_wrapper(_MODULE, f"{cls_name}._request", wrapping.make(is_async))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        if self._telemetry is not None:
+            # a wrapper someone captured (e.g. another library's bound copy) now passes straight through
+            self._telemetry.active = False
+            self._telemetry = None
+        client_module = importlib.import_module(_MODULE)
+        for cls_name, _ in _CLASSES:
+            owner = getattr(client_module, cls_name, None)
+            if owner is not None:
+                unwrap(owner, "_request")  # a no-op when not wrapped

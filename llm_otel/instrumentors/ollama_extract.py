@@ -1,0 +1,174 @@
+"""Request and response mapping of an Ollama call (semconv.md §5).
+
+The request side reads the JSON body the client itself built (``json=`` of ``_request``), so it sees
+exactly what goes on the wire whatever helper or positional style the user called. The response side
+reads the response model, or a stream's final ``done`` chunk: tokens are ``prompt_eval_count`` /
+``eval_count`` (absent stays unset, never 0) and the server's nanosecond timings become seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import semconv as sc
+from ..content import truncate
+from ._call import Outcome
+
+#: ``options`` keys -> (attribute, conversion); ``stop`` is handled apart (list of strings).
+_OPTIONS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    ("temperature", sc.REQUEST_TEMPERATURE, float),
+    ("top_p", sc.REQUEST_TOP_P, float),
+    ("top_k", sc.REQUEST_TOP_K, float),
+    ("num_predict", sc.REQUEST_MAX_TOKENS, int),
+    ("seed", sc.REQUEST_SEED, int),
+    ("frequency_penalty", sc.REQUEST_FREQUENCY_PENALTY, float),
+    ("presence_penalty", sc.REQUEST_PRESENCE_PENALTY, float),
+)
+_TIMINGS: tuple[tuple[str, str], ...] = (
+    ("total_duration", sc.OLLAMA_TOTAL_DURATION),
+    ("load_duration", sc.OLLAMA_LOAD_DURATION),
+    ("prompt_eval_duration", sc.OLLAMA_PROMPT_EVAL_DURATION),
+    ("eval_duration", sc.OLLAMA_EVAL_DURATION),
+)
+
+
+def _get(obj: Any, key: str) -> Any:
+    """dict (what ``model_dump`` builds) or an object (an ``Options`` model a future client keeps)."""
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def request_attributes(body: dict[str, Any], attrs: dict[str, Any]) -> str | None:
+    """Fill span-start attributes from the request body; returns the request model."""
+    options = body.get("options")
+    if options:
+        for key, name, convert in _OPTIONS:
+            value = _get(options, key)
+            if value is not None:
+                attrs[name] = convert(value)
+        stop = _get(options, "stop")
+        if stop:
+            attrs[sc.REQUEST_STOP_SEQUENCES] = [stop] if isinstance(stop, str) else [str(s) for s in stop]
+    think = body.get("think")
+    if think is not None:
+        # as sent: a level string ("low", "high") or the boolean switch
+        attrs[sc.REQUEST_REASONING_LEVEL] = (
+            think if isinstance(think, str) else ("true" if think else "false")
+        )
+    if body.get("format"):  # "json" or a JSON schema; "" means plain text
+        attrs[sc.OUTPUT_TYPE] = "json"
+    dimensions = body.get("dimensions")
+    if dimensions is not None:
+        attrs[sc.EMBEDDINGS_DIMENSION_COUNT] = int(dimensions)
+    model = body.get("model")
+    return str(model) if model else None
+
+
+def _timings(response: Any, output_tokens: int | None) -> dict[str, Any] | None:
+    attrs: dict[str, Any] = {}
+    for field, name in _TIMINGS:
+        value = getattr(response, field, None)
+        if value is not None:
+            attrs[name] = value / 1e9
+    eval_seconds = attrs.get(sc.OLLAMA_EVAL_DURATION)
+    if output_tokens is not None and eval_seconds:
+        attrs[sc.OLLAMA_OUTPUT_TOKENS_PER_SECOND] = output_tokens / eval_seconds
+    return attrs or None
+
+
+def outcome(response: Any, operation: str, capture: bool = False, limit: int = 0) -> Outcome:
+    """Outcome of a non-stream response, or of a stream's final ``done`` chunk."""
+    out = Outcome()
+    out.response_model = getattr(response, "model", None)
+    reason = getattr(response, "done_reason", None)
+    if reason:
+        out.finish_reasons = [reason]
+    out.input_tokens = getattr(response, "prompt_eval_count", None)
+    out.output_tokens = getattr(response, "eval_count", None)
+    out.attributes = _timings(response, out.output_tokens)
+    if capture and operation != sc.OP_EMBEDDINGS:
+        if operation == sc.OP_CHAT:
+            message = getattr(response, "message", None)
+            parts = _parts(
+                getattr(message, "thinking", None),
+                getattr(message, "content", None),
+                getattr(message, "tool_calls", None),
+                limit,
+            )
+        else:
+            parts = _parts(
+                getattr(response, "thinking", None), getattr(response, "response", None), None, limit
+            )
+        out.output_messages = [{"role": "assistant", "parts": parts, "finish_reason": reason or "error"}]
+    return out
+
+
+def _parts(thinking: str | None, text: str | None, tool_calls: Any, limit: int) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if thinking:
+        parts.append({"type": "reasoning", "content": truncate(thinking, limit)})
+    if text:
+        parts.append({"type": "text", "content": truncate(text, limit)})
+    for call in tool_calls or ():
+        fn = getattr(call, "function", None)
+        args = getattr(fn, "arguments", None)
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": getattr(call, "id", None),
+                "name": getattr(fn, "name", None),
+                "arguments": dict(args) if args is not None else None,
+            }
+        )
+    return parts
+
+
+class OllamaChunks:
+    """Stream accumulator: keeps the last chunk (the final one carries counts and timings); text only
+    when content capture is on. Ollama never hides a chunk."""
+
+    __slots__ = ("operation", "limit", "last", "texts", "thinking", "tool_calls")
+
+    def __init__(self, operation: str, capture: bool, limit: int) -> None:
+        self.operation = operation
+        self.limit = limit
+        self.last: Any = None
+        self.texts: list[str] | None = [] if capture else None
+        self.thinking: list[str] = []
+        self.tool_calls: list[Any] = []
+
+    def add(self, item: Any) -> bool:
+        self.last = item
+        if self.texts is not None:
+            self._keep(item)
+        return False
+
+    def _keep(self, item: Any) -> None:
+        assert self.texts is not None
+        source = getattr(item, "message", None) if self.operation == sc.OP_CHAT else item
+        if source is None:
+            return
+        text = getattr(source, "content" if self.operation == sc.OP_CHAT else "response", None)
+        if text:
+            self.texts.append(text)
+        thinking = getattr(source, "thinking", None)
+        if thinking:
+            self.thinking.append(thinking)
+        calls = getattr(source, "tool_calls", None)
+        if calls:
+            self.tool_calls.extend(calls)
+
+    def outcome(self) -> Outcome:
+        last = self.last
+        if last is not None and getattr(last, "done", False):
+            out = outcome(last, self.operation)
+        else:  # unfinished stream: the model is known, counts are not
+            out = Outcome()
+            out.response_model = getattr(last, "model", None)
+        if self.texts is not None:
+            reason = out.finish_reasons[0] if out.finish_reasons else "error"
+            parts = _parts("".join(self.thinking), "".join(self.texts), self.tool_calls, self.limit)
+            out.output_messages = [{"role": "assistant", "parts": parts, "finish_reason": reason}]
+        return out
