@@ -1,0 +1,266 @@
+"""Cost exporter benchmarks: app-thread cost of ``on_end``, delivery throughput, outage footprint.
+
+    python benchmarks/bench_cost_exporter.py                  # all three, 30 s outage
+    python benchmarks/bench_cost_exporter.py --outage-seconds 600 --only outage
+
+1. callgrind: instructions per ``CostRecordProcessor.on_end`` on the application thread only
+   (``--separate-threads=yes``, thread 1), as (I(N2) - I(N1)) / (N2 - N1), minus the same loop calling an
+   empty function.
+2. records/second from ``on_end`` to the reference server (``llm-otel cost-api`` in a subprocess) having
+   stored them, on this machine.
+3. a simulated outage (nothing listening) at a steady call rate: RSS and spool size over time, extrapolated
+   to 10 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from opentelemetry.trace import Tracer  # noqa: E402
+from opentelemetry.util.types import AttributeValue  # noqa: E402
+
+from llm_otel.exporters.cost_api import CostRecordProcessor, build_cost_processor  # noqa: E402
+from llm_otel.semconv import SCOPE_NAME  # noqa: E402
+
+ATTRS: dict[str, AttributeValue] = {
+    "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
+    "gen_ai.response.model": "gpt-4o-mini-2024-07-18", "gen_ai.usage.input_tokens": 812,
+    "gen_ai.usage.output_tokens": 143, "gen_ai.usage.cache_read.input_tokens": 512,
+    "gen_ai.usage.cost": 0.0002076, "llm_otel.pricing.status": "priced", "llm_otel.tag.tenant": "acme",
+    "llm_otel.tag.feature": "search",
+}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tracer_for(processor: CostRecordProcessor | None) -> Tracer:
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}), shutdown_on_exit=False)
+    if processor is not None:
+        provider.add_span_processor(processor)
+    return provider.get_tracer(SCOPE_NAME)
+
+
+def emit(tracer: Tracer, n: int) -> None:
+    for _ in range(n):
+        with tracer.start_as_current_span("chat gpt-4o-mini") as span:
+            span.set_attributes(ATTRS)
+
+
+def one_span() -> ReadableSpan:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer(SCOPE_NAME).start_as_current_span("chat") as span:
+        span.set_attributes(ATTRS)
+    return exporter.get_finished_spans()[0]
+
+
+# --- 1. callgrind ------------------------------------------------------------------------------------
+
+
+def _callgrind_child(mode: str, n: int, workdir: str) -> None:
+    """Runs under valgrind: the measured loop, on the main thread."""
+    span = one_span()
+    processor = build_cost_processor(
+        f"http://127.0.0.1:{free_port()}", None, spool_path=Path(workdir) / "spool.sqlite", max_queue=10**7,
+        retry_initial=60.0, retry_max=60.0,
+    )  # fmt: skip
+    target = processor.on_end if mode == "on_end" else (lambda s: None)
+    for _ in range(n):
+        target(span)
+    processor.exporter.shutdown(timeout=0.0)
+    os._exit(0)  # skip interpreter teardown: it is not part of the measurement
+
+
+def _main_thread_instructions(out_prefix: str) -> int:
+    files = sorted(glob.glob(out_prefix + "*"))
+    thread1 = [f for f in files if f.endswith("-01")] or files
+    with open(thread1[0]) as fh:
+        for line in fh:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError(f"no totals in {thread1[0]}")
+
+
+def bench_callgrind(n1: int, n2: int) -> dict[str, float]:
+    if not shutil.which("valgrind"):
+        return {}
+    results: dict[str, float] = {}
+    for mode in ("on_end", "empty"):
+        counts = []
+        for n in (n1, n2):
+            with tempfile.TemporaryDirectory() as tmp:
+                prefix = os.path.join(tmp, "cg.out")
+                valgrind = ["valgrind", "--tool=callgrind", "--separate-threads=yes"]
+                valgrind.append(f"--callgrind-out-file={prefix}")
+                subprocess.run(
+                    [*valgrind, sys.executable, __file__, "--_callgrind-child", mode, str(n), tmp],
+                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    env={**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(ROOT)},
+                )  # fmt: skip
+                counts.append(_main_thread_instructions(prefix))
+        results[mode] = (counts[1] - counts[0]) / (n2 - n1)
+    return results
+
+
+# --- 2. throughput -----------------------------------------------------------------------------------
+
+
+def bench_throughput(records: int, max_batch: int) -> dict[str, float]:
+    tmp = tempfile.mkdtemp()
+    try:
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "llm_otel.cli", "cost-api", "--no-auth", "--db", f"{tmp}/api.sqlite",
+             "--port", str(port)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert server.stdout is not None
+        server.stdout.readline()
+        url = f"http://127.0.0.1:{port}"
+        processor = build_cost_processor(url, None, spool_path=f"{tmp}/spool.sqlite", max_batch=max_batch)
+        tracer = tracer_for(processor)
+        start = time.perf_counter()
+        emit(tracer, records)
+        app_done = time.perf_counter()
+        ok = processor.force_flush(600_000)
+        end = time.perf_counter()
+        with urllib.request.urlopen(url + "/v1/costs", timeout=60) as resp:
+            stored = json.load(resp)["total"]["records"]
+        processor.shutdown()
+        server.terminate()
+        server.wait(10)
+        if not ok or stored != records:
+            raise RuntimeError(f"flush={ok} stored={stored} expected={records}")
+        return {"records_per_s": records / (end - start), "app_spans_per_s": records / (app_done - start)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- 3. outage footprint -----------------------------------------------------------------------------
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        match = re.search(r"VmRSS:\s+(\d+) kB", fh.read())
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def _spool_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def bench_outage(seconds: float, rate: int) -> dict[str, Any]:
+    tmp = tempfile.mkdtemp()
+    try:
+        spool = Path(tmp) / "spool.sqlite"
+        processor = build_cost_processor(f"http://127.0.0.1:{free_port()}", None, spool_path=spool)
+        tracer = tracer_for(processor)
+        emit(tracer, 100)  # warm up
+        time.sleep(0.5)
+        rss0, bytes0 = _rss_mb(), _spool_bytes(spool)
+        start = time.monotonic()
+        sent = 0
+        samples: list[tuple[float, float, int]] = []
+        while (elapsed := time.monotonic() - start) < seconds:
+            due = int(elapsed * rate)
+            emit(tracer, due - sent)
+            sent = due
+            if not samples or elapsed - samples[-1][0] >= 1.0:
+                samples.append((elapsed, _rss_mb(), _spool_bytes(spool)))
+            time.sleep(0.01)
+        time.sleep(0.5)
+        depth = processor.exporter.spool_depth()
+        rss1, bytes1 = _rss_mb(), _spool_bytes(spool)
+        processor.exporter.shutdown(timeout=0.0)
+        half = [s for s in samples if s[0] >= seconds / 2] or samples
+        rss_slope = (rss1 - half[0][1]) / max(1e-9, seconds - half[0][0])  # MB/s over the second half
+        per_record = (bytes1 - bytes0) / max(1, depth)  # includes the WAL file (bounded, ~4 MB)
+        spool_slope = (bytes1 - half[0][2]) / max(1e-9, seconds - half[0][0])  # bytes/s, second half
+        return {
+            "seconds": seconds, "rate": rate, "calls": sent, "spooled": depth,
+            "rss_start_mb": rss0, "rss_end_mb": rss1, "rss_slope_mb_per_min": rss_slope * 60,
+            "spool_mb": bytes1 / 1e6, "bytes_per_record": per_record,
+            "spool_mb_10min": (bytes1 + spool_slope * (600 - seconds)) / 1e6,
+            "rss_mb_10min": rss1 + rss_slope * (600 - seconds),
+        }  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", choices=["callgrind", "throughput", "outage"])
+    parser.add_argument("--outage-seconds", type=float, default=30.0)
+    parser.add_argument("--rate", type=int, default=200, help="calls per second during the outage")
+    parser.add_argument("--records", type=int, default=50_000, help="records for the throughput run")
+    parser.add_argument("--_callgrind-child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._callgrind_child:
+        mode, n, workdir = args._callgrind_child
+        _callgrind_child(mode, int(n), workdir)
+        return
+    rows: list[tuple[str, str]] = []
+    if args.only in (None, "callgrind"):
+        cg = bench_callgrind(2_000, 22_000)
+        if cg:
+            rows.append(("on_end instructions/call (app thread)", f"{cg['on_end']:,.0f}"))
+            rows.append(("  of which loop + call overhead", f"{cg['empty']:,.0f}"))
+            rows.append(("  on_end net (target <= 50,000)", f"{cg['on_end'] - cg['empty']:,.0f}"))
+        else:
+            rows.append(("on_end instructions/call", "valgrind not installed"))
+    if args.only in (None, "throughput"):
+        for batch in (100, 1000):
+            tp = bench_throughput(args.records, batch)
+            rows.append((f"delivered records/s, max_batch={batch}", f"{tp['records_per_s']:,.0f}"))
+            rows.append(("  app-thread spans/s (SDK + on_end) meanwhile", f"{tp['app_spans_per_s']:,.0f}"))
+    if args.only in (None, "outage"):
+        o = bench_outage(args.outage_seconds, args.rate)
+        rows += [
+            (
+                f"outage: {o['calls']} calls in {o['seconds']:.0f} s at {o['rate']}/s",
+                f"{o['spooled']} spooled",
+            ),
+            ("  RSS start -> end (MB)", f"{o['rss_start_mb']:.1f} -> {o['rss_end_mb']:.1f}"),
+            ("  RSS slope, second half (MB/min)", f"{o['rss_slope_mb_per_min']:.2f}"),
+            ("  spool size (MB), bytes/record", f"{o['spool_mb']:.2f}, {o['bytes_per_record']:.0f}"),
+            (
+                "  extrapolated to 10 min: spool MB / RSS MB",
+                f"{o['spool_mb_10min']:.1f} / {o['rss_mb_10min']:.1f}",
+            ),
+        ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'metric'.ljust(width)}  value")
+    print(f"{'-' * width}  {'-' * 20}")
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")
+
+
+if __name__ == "__main__":
+    main()

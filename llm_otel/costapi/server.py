@@ -1,0 +1,225 @@
+"""HTTP front of the reference cost API: ``POST /v1/usage``, ``GET /v1/costs``, ``GET /healthz``."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .store import GROUP_COLUMNS, UsageStore
+from .validation import MAX_RECORDS, parse_time, validate
+
+logger = logging.getLogger("llm_otel.costapi")
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+
+
+class CostAPIServer(ThreadingHTTPServer):
+    """The server object carries the configuration its handlers read."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        store: UsageStore,
+        api_key: str | None,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        quiet: bool = True,
+    ) -> None:
+        self.store = store
+        self.api_key = api_key.encode("utf-8") if api_key is not None else None
+        self.max_body_bytes = max_body_bytes
+        self.quiet = quiet
+        super().__init__(address, _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class _BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the exporter reuses one connection
+    # Headers and body are written separately: without TCP_NODELAY, Nagle + delayed ACK add ~40 ms per answer.
+    disable_nagle_algorithm = True
+    server: CostAPIServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        if not self.server.quiet:
+            super().log_message(format, *args)
+
+    # -- plumbing
+
+    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _authorized(self) -> bool:
+        expected = self.server.api_key
+        if expected is None:
+            return True
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        # Constant-time comparison; the scheme check leaks nothing about the key.
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode("utf-8"), expected)
+
+    def _discard_body(self) -> None:
+        """Read and drop a body we refuse, so the client sees our answer instead of a reset connection
+        (bodies beyond 4x the cap are not worth reading: the connection is closed instead)."""
+        client_close = self.close_connection
+        self.close_connection = True
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return
+        if 0 < length <= 4 * self.server.max_body_bytes and not self.headers.get("Transfer-Encoding"):
+            while length > 0:
+                chunk = self.rfile.read(min(length, 65536))
+                if not chunk:
+                    return
+                length -= len(chunk)
+            self.close_connection = client_close
+
+    def _deny(self) -> None:
+        self._discard_body()
+        self._send(401, {"error": "missing or wrong bearer API key"}, {"WWW-Authenticate": "Bearer"})
+
+    def _read_body(self) -> bytes:
+        cap = self.server.max_body_bytes
+        client_close = self.close_connection
+        self.close_connection = True  # until the body is read, the connection cannot be reused
+        if self.headers.get("Transfer-Encoding"):
+            raise _BodyError(411, "chunked bodies are not supported; send Content-Length")
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            raise _BodyError(411, "Content-Length required")
+        try:
+            length = int(length_header)
+        except ValueError:
+            raise _BodyError(400, "bad Content-Length") from None
+        if length < 0:
+            raise _BodyError(400, "bad Content-Length")
+        if length > cap:
+            self.close_connection = client_close
+            self._discard_body()
+            raise _BodyError(413, f"body larger than {cap} bytes")
+        raw = self.rfile.read(length)
+        self.close_connection = client_close or len(raw) != length
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding in ("", "identity"):
+            return raw
+        if encoding != "gzip":
+            raise _BodyError(415, f"unsupported Content-Encoding {encoding!r}")
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(raw, cap + 1)  # bounded: a gzip bomb stops at the cap
+        except zlib.error:
+            raise _BodyError(400, "body is not valid gzip") from None
+        if len(data) > cap:
+            raise _BodyError(413, f"decompressed body larger than {cap} bytes")
+        if not inflater.eof:
+            raise _BodyError(400, "truncated gzip body")
+        return data
+
+    # -- routes
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        url = urlsplit(self.path)
+        if url.path == "/healthz":
+            self._send(200, {"status": "ok"})
+            return
+        if not self._authorized():
+            self._deny()
+            return
+        if url.path != "/v1/costs":
+            self._send(404, {"error": f"no route GET {url.path}"})
+            return
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        try:
+            start = parse_time(query["start"]) if query.get("start") else None
+            end = parse_time(query["end"]) if query.get("end") else None
+        except ValueError as exc:
+            self._send(400, {"error": f"start/end must be RFC 3339 times or dates: {exc}"})
+            return
+        group_by = query.get("group_by") or None
+        if group_by is not None and group_by not in GROUP_COLUMNS:
+            self._send(400, {"error": f"group_by must be one of {sorted(GROUP_COLUMNS)}"})
+            return
+        result = self.server.store.totals(start, end, group_by)
+        result["start"] = start.isoformat().replace("+00:00", "Z") if start else None
+        result["end"] = end.isoformat().replace("+00:00", "Z") if end else None
+        self._send(200, result)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        path = urlsplit(self.path).path
+        if not self._authorized():
+            self._deny()
+            return
+        try:
+            body = self._read_body()
+        except _BodyError as exc:
+            self._send(exc.status, {"error": str(exc)})
+            return
+        if path != "/v1/usage":
+            self._send(404, {"error": f"no route POST {path}"})
+            return
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            self._send(400, {"error": "body is not JSON"})
+            return
+        records = payload.get("records") if isinstance(payload, dict) else None
+        if not isinstance(records, list):
+            self._send(400, {"error": 'body must be {"records": [...]}'})
+            return
+        if len(records) > MAX_RECORDS:
+            self._send(413, {"error": f"at most {MAX_RECORDS} records per request"})
+            return
+        valid, errors = [], []
+        for index, record in enumerate(records):
+            problem = validate(record)
+            if problem is None:
+                valid.append(record)
+            else:
+                rid = record.get("id") if isinstance(record, dict) else None
+                errors.append({"index": index, "id": rid if isinstance(rid, str) else None, "error": problem})
+        try:
+            accepted = self.server.store.insert(valid) if valid else 0
+        except Exception:
+            logger.exception("cost API: storing %d records failed", len(valid))
+            self._send(503, {"error": "storage failure, retry later"}, {"Retry-After": "1"})
+            return
+        answer: dict[str, Any] = {"accepted": accepted, "duplicates": len(valid) - accepted}
+        if errors:
+            answer["errors"] = errors
+        self._send(400 if errors else 200, answer)
+
+
+def make_server(
+    db_path: str,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    quiet: bool = True,
+) -> CostAPIServer:
+    """Open the store and bind; call ``serve_forever()`` on the result (``port=0`` picks a free port)."""
+    return CostAPIServer((host, port), UsageStore(db_path), api_key, max_body_bytes, quiet)

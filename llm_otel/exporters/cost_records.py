@@ -1,0 +1,116 @@
+"""Finished GenAI span -> cost API record (DESIGN.md §6).
+
+Runs on the exporter's background thread, never on the application thread, so it may be thorough: every
+field is read defensively and a span with odd attribute types still yields a valid record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+
+from .. import semconv
+
+#: organization_id when neither the settings nor the resource name one (the field is a required string).
+DEFAULT_ORGANIZATION_ID = "default"
+UNKNOWN = "unknown"
+_SERVICE_NAME = "service.name"
+_LEGACY_SYSTEM = "gen_ai.system"
+
+
+def record_id(trace_id: int, span_id: int) -> str:
+    """Stable per call, so the server can deduplicate replays: ``{trace_id:032x}-{span_id:016x}``."""
+    return f"{trace_id:032x}-{span_id:016x}"
+
+
+def rfc3339_utc(ns: int) -> str:
+    """Nanoseconds since the epoch -> ``2026-01-02T03:04:05.123456Z`` (microsecond precision)."""
+    sec, rem = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{rem // 1000:06d}Z"
+
+
+def cost_string(value: object) -> str | None:
+    """The span's float cost as an exact Decimal string, or None when there is no usable cost.
+
+    Pricing quantizes to 12 decimals, so ``repr`` of the float recovers that Decimal exactly; ``'f'``
+    formatting avoids exponent notation (``1.23E-7``) that some consumers misread.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        dec = Decimal(repr(value))
+    except InvalidOperation:
+        return None
+    if not dec.is_finite() or dec < 0:
+        return None
+    return format(dec.normalize() if dec == 0 else dec, "f")
+
+
+def _str(attrs: Any, key: str, default: str) -> str:
+    value = attrs.get(key)
+    return value if isinstance(value, str) and value else default
+
+
+def _int(attrs: Any, key: str) -> int:
+    value = attrs.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return max(0, int(value))
+
+
+def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> dict[str, Any] | None:
+    """Map one finished span to a record; None when it is not a GenAI span (no operation name)."""
+    attrs = span.attributes or {}
+    operation = attrs.get(semconv.OPERATION)
+    if not isinstance(operation, str) or not operation:
+        return None
+    ctx = span.context
+    if ctx is None or span.end_time is None:
+        return None
+    resource_attrs = span.resource.attributes if span.resource is not None else {}
+    org = organization_id or _str(resource_attrs, semconv.RESOURCE_ORGANIZATION_ID, DEFAULT_ORGANIZATION_ID)
+    provider = _str(attrs, semconv.PROVIDER, "") or _str(attrs, _LEGACY_SYSTEM, UNKNOWN)
+    model = _str(attrs, semconv.RESPONSE_MODEL, "") or _str(attrs, semconv.REQUEST_MODEL, UNKNOWN)
+    input_tokens = _int(attrs, semconv.USAGE_INPUT_TOKENS)
+    output_tokens = _int(attrs, semconv.USAGE_OUTPUT_TOKENS)
+    cost = None
+    if attrs.get(semconv.PRICING_STATUS) != semconv.PRICING_UNPRICED:
+        cost = cost_string(attrs.get(semconv.USAGE_COST))
+    error_type = attrs.get(semconv.ERROR_TYPE)
+    failed = error_type is not None or span.status.status_code is StatusCode.ERROR
+    start = span.start_time if span.start_time is not None else span.end_time
+    return {
+        "id": record_id(ctx.trace_id, ctx.span_id),
+        "timestamp": rfc3339_utc(span.end_time),
+        "organization_id": org,
+        "service_name": _str(resource_attrs, _SERVICE_NAME, "unknown_service"),
+        "provider": provider,
+        "model_id": model,
+        "operation": operation,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "cached_input_tokens": _int(attrs, semconv.USAGE_CACHE_READ_INPUT_TOKENS),
+        "reasoning_tokens": _int(attrs, semconv.USAGE_REASONING_OUTPUT_TOKENS),
+        "cost_usd": cost,
+        "latency_ms": round(max(0, span.end_time - start) / 1e6, 3),
+        "status": "error" if failed else "ok",
+        "error_type": (str(error_type) if error_type is not None else "_OTHER") if failed else None,
+        "trace_id": f"{ctx.trace_id:032x}",
+        "span_id": f"{ctx.span_id:016x}",
+        "attributes": {
+            key[len(semconv.TAG_PREFIX) :]: str(value)
+            for key, value in attrs.items()
+            if key.startswith(semconv.TAG_PREFIX)
+        },
+    }
+
+
+def encode(record: dict[str, Any]) -> str:
+    """Compact JSON, the form stored in the spool and concatenated verbatim into request bodies."""
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
