@@ -147,7 +147,7 @@ _Rates = tuple[Decimal, Decimal, Decimal, Decimal, Decimal | None]
 class _Priced:
     """A resolved price entry, with per-token rates precomputed for the hot path."""
 
-    __slots__ = ("source", "price", "rates", "tiers")
+    __slots__ = ("source", "price", "rates", "tiers", "pico")
 
     def __init__(self, source: str, price: Price) -> None:
         self.source = source
@@ -168,6 +168,13 @@ class _Priced:
                 )
             )
         self.tiers = tuple(tiers)
+        #: Rates as ints in 1e-12 USD per token when every rate is exact at 12 decimals (and no tiers):
+        #: then :meth:`PriceTable.cost_floats` needs no Decimal at all and gives exactly cost()'s numbers.
+        self.pico: tuple[int, int, int, int, int | None] | None = None
+        if not self.tiers:
+            scaled = [None if r is None else r.scaleb(12) for r in self.rates]
+            if all(v is None or v == v.to_integral_value() for v in scaled):
+                self.pico = tuple(None if v is None else int(v) for v in scaled)  # type: ignore[assignment]
 
 
 def _rates(
@@ -571,3 +578,59 @@ class PriceTable:
         inp = inp.quantize(_Q12, context=_CTX)
         out = out.quantize(_Q12, context=_CTX)
         return Cost(PRICING_PRICED, _CTX.add(inp, out), inp, out, hit.source)
+
+    def cost_floats(
+        self,
+        provider: str,
+        model: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+    ) -> tuple[str, str | None, float | None, float | None, float | None]:
+        """``(status, source, total, input, output)`` as floats, for span attributes on the hot path.
+
+        The same numbers as :meth:`cost` (each float is the correctly rounded value of its exact Decimal),
+        computed with integers in 1e-12 USD units when the entry allows it: about 10x cheaper.
+        """
+        hit = self._memo.get((provider, model))
+        if hit is None:
+            hit = self._resolved(provider, model)
+        if hit.__class__ is not _Priced:
+            c: Cost = hit  # type: ignore[assignment]
+            return c.status, c.source, _float(c.total), _float(c.input), _float(c.output)
+        if input_tokens is None and output_tokens is None:
+            return PRICING_UNPRICED, None, None, None, None
+        pico = hit.pico  # type: ignore[union-attr]
+        if pico is None:
+            c = self.cost(
+                provider,
+                model,
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
+                reasoning_tokens,
+            )
+            return c.status, c.source, _float(c.total), _float(c.input), _float(c.output)
+        i = input_tokens if input_tokens and input_tokens > 0 else 0
+        o = output_tokens if output_tokens and output_tokens > 0 else 0
+        cr = cache_read_tokens if cache_read_tokens and cache_read_tokens > 0 else 0
+        cw = cache_write_tokens if cache_write_tokens and cache_write_tokens > 0 else 0
+        r_in, r_cached, r_write, r_out, r_reason = pico
+        uncached = i - cr - cw
+        inp = (uncached * r_in if uncached > 0 else 0) + cr * r_cached + cw * r_write
+        if r_reason is not None and reasoning_tokens and reasoning_tokens > 0:
+            rt = min(reasoning_tokens, o)
+            out = (o - rt) * r_out + rt * r_reason
+        else:
+            out = o * r_out
+        return PRICING_PRICED, hit.source, (inp + out) / _PICO, inp / _PICO, out / _PICO  # type: ignore[union-attr]
+
+
+_PICO: Final = 10**12
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)

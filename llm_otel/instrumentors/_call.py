@@ -20,6 +20,7 @@ from .. import guard
 from .. import semconv as sc
 from ..attribution import current_tags
 from ..content import CaptureMode
+from ._fast_attributes import set_end_attributes
 from .content_capture import record_output
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ class GenAICall:
         try:
             span = self.span
             if span.is_recording():
-                span.set_attributes(self._end_attributes(outcome, abandoned))
+                set_end_attributes(span, self._end_attributes(outcome, abandoned))
         except Exception as exc:
             guard.report("span.end_attributes", exc)
         self._end_span()
@@ -183,7 +184,7 @@ class GenAICall:
         if outcome.response_id:
             attrs[sc.RESPONSE_ID] = outcome.response_id
         if outcome.finish_reasons:
-            attrs[sc.RESPONSE_FINISH_REASONS] = outcome.finish_reasons
+            attrs[sc.RESPONSE_FINISH_REASONS] = tuple(outcome.finish_reasons)
         input_tokens = outcome.input_tokens
         output_tokens = outcome.output_tokens
         if input_tokens is not None:
@@ -200,7 +201,7 @@ class GenAICall:
             attrs.update(outcome.attributes)
         prices = self.telemetry.prices
         if prices is not None:
-            cost = prices.cost(
+            status, source, total, cost_in, cost_out = prices.cost_floats(
                 self.provider,
                 outcome.response_model or self.request_model,
                 input_tokens,
@@ -209,15 +210,15 @@ class GenAICall:
                 outcome.cache_write_tokens,
                 outcome.reasoning_tokens,
             )
-            attrs[sc.PRICING_STATUS] = cost.status
-            if cost.source:
-                attrs[sc.PRICING_SOURCE] = cost.source
-            if cost.total is not None:
-                attrs[sc.USAGE_COST] = float(cost.total)
-                if cost.input is not None:
-                    attrs[sc.COST_INPUT] = float(cost.input)
-                if cost.output is not None:
-                    attrs[sc.COST_OUTPUT] = float(cost.output)
+            attrs[sc.PRICING_STATUS] = status
+            if source:
+                attrs[sc.PRICING_SOURCE] = source
+            if total is not None:
+                attrs[sc.USAGE_COST] = total
+                if cost_in is not None:
+                    attrs[sc.COST_INPUT] = cost_in
+                if cost_out is not None:
+                    attrs[sc.COST_OUTPUT] = cost_out
         if outcome.output_messages is not None and self.telemetry.capture.enabled:
             record_output(self, outcome.output_messages, attrs)
         return attrs

@@ -1,0 +1,524 @@
+"""Per-call overhead of OpenAI instrumentations, in CPU instructions (valgrind callgrind), not seconds.
+
+Workload: an openai 3.x *sync* client whose HTTP goes to an in-process ``httpx2.MockTransport`` returning
+a fixed chat completion (``nonstream``) or a 50-content-chunk SSE chat stream with a usage chunk
+(``stream``: role+content chunk, 49 more content chunks, a finish chunk and a usage chunk), behind an SDK
+TracerProvider + BatchSpanProcessor with a no-op exporter. Each variant runs in its own process (peers in
+their own venvs, see setup_peers.sh), twice under callgrind: W warm-up calls + N1 calls, and W + N2 calls.
+Per-call instructions = (Ir(N2) - Ir(N1)) / (N2 - N1): start-up, imports and warm-up cancel out.
+To save time, valgrind starts with instrumentation off (``--instr-atstart=no``) and the workload turns it
+on with ``callgrind_control -i on`` after the warm-up, so start-up runs at near-native speed.
+PYTHONHASHSEED is fixed, so the counts repeat to within a fraction of a percent.
+
+    bash benchmarks/setup_peers.sh && python benchmarks/bench_openai_overhead.py      # table
+    python benchmarks/bench_openai_overhead.py --profile                              # + llm-otel breakdown
+    python benchmarks/bench_openai_overhead.py --inner llm_otel stream 5 2            # one plain run
+
+Variants: baseline (uninstrumented), bare_span (hand-written wrapt wrapper, CLIENT span, 10 attributes),
+llm_otel (``llm_otel.instrument(prometheus_port=0, tracer_provider=...)``: spans, pricing, Prometheus
+processor), llm_otel_span_only (the OpenAI instrumentor + pricing, no metrics processor), official
+(opentelemetry-instrumentation-genai-openai), openllmetry (opentelemetry-instrumentation-openai,
+TRACELOOP_TRACE_CONTENT=false, metrics code on but against the global no-op MeterProvider).
+``--profile`` adds ablations of llm_otel (pieces switched off by monkeypatching in the benchmark process,
+cumulatively) from which the breakdown table is computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT = HERE / "out"
+MODEL = "gpt-4o-mini"
+RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
+STREAM_CONTENT_CHUNKS = 50
+TARGETS = {"nonstream": 310_000, "stream": 1_000_000}  # added instructions per call for llm_otel
+#: (warm-up, N1, N2) per mode. Callgrind is exact enough that a difference of 100 / 40 calls suffices.
+COUNTS = {"nonstream": (50, 100, 500), "stream": (20, 10, 60)}
+
+MAIN_VARIANTS = ["baseline", "bare_span", "llm_otel", "llm_otel_span_only", "official", "openllmetry"]
+PEERS = {"official", "openllmetry"}
+#: Ablations of llm_otel, each switching off one more piece than the previous one (see _ablate()).
+PROFILE_VARIANTS = [
+    "llm_otel_no_onstart",  # full instrument(), metrics processor's on_start a no-op
+    "lo_no_pricing",  # span_only, prices=None
+    "lo_no_response",  # + response extraction off (Outcome empty / stream accumulator a no-op)
+    "lo_no_request",  # + request attribute extraction off (model only, no server attrs)
+    "lo_no_context",  # + no context attach/detach, no _IN_CALL contextvar, no sampler wrapper
+]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The workload (runs inside the measured process)
+# ----------------------------------------------------------------------------------------------------
+def _completion_body() -> bytes:
+    return json.dumps(
+        {
+            "id": "chatcmpl-ASYMQRl3A3DXL9FWCK9tnGRcKIO7q",
+            "object": "chat.completion",
+            "created": 1731368630,
+            "model": RESPONSE_MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "This is a test.", "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 12,
+                "completion_tokens": 5,
+                "total_tokens": 17,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": 0,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0,
+                },
+            },
+            "system_fingerprint": "fp_0ba0d124f1",
+        }
+    ).encode()
+
+
+def _stream_body() -> bytes:
+    """Shaped on shared/realworld/openai_chat_stream_usage.json (same chunk fields), 50 content chunks."""
+    base = {
+        "id": "chatcmpl-ASYMZ4oSykiIFK4lXLReDiKyAjsQl",
+        "object": "chat.completion.chunk",
+        "created": 1731368639,
+        "model": RESPONSE_MODEL,
+        "system_fingerprint": "fp_0ba0d124f1",
+    }
+    events = []
+    for i in range(STREAM_CONTENT_CHUNKS):
+        delta: dict[str, Any] = {"content": f" word{i}"}
+        if i == 0:
+            delta = {"role": "assistant", "content": "This", "refusal": None}
+        events.append(
+            {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}],
+             "usage": None}  # fmt: skip
+        )
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
+                   "usage": None})  # fmt: skip
+    events.append(
+        {
+            **base,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": 12,
+                "completion_tokens": STREAM_CONTENT_CHUNKS,
+                "total_tokens": 12 + STREAM_CONTENT_CHUNKS,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": 0,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0,
+                },
+            },
+        }
+    )
+    text = "".join(f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events) + "data: [DONE]\n\n"
+    return text.encode()
+
+
+def _client() -> Any:
+    import httpx2
+    import openai
+
+    completion = _completion_body()
+    stream = _stream_body()
+    json_headers = {"content-type": "application/json"}
+    sse_headers = {"content-type": "text/event-stream; charset=utf-8"}
+
+    def handler(request: Any) -> Any:
+        if b'"stream":true' in request.content:
+            return httpx2.Response(200, headers=sse_headers, content=stream)
+        return httpx2.Response(200, headers=json_headers, content=completion)
+
+    return openai.OpenAI(
+        api_key="sk-bench",
+        base_url="https://api.openai.com/v1",
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(transport=httpx2.MockTransport(handler)),
+    )
+
+
+def _provider() -> Any:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class NoopExporter(SpanExporter):
+        exported = 0
+        last: Any = None
+
+        def export(self, spans: Any) -> SpanExportResult:
+            NoopExporter.exported += len(spans)
+            NoopExporter.last = spans[-1] if spans else NoopExporter.last
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            pass
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+    provider.add_span_processor(BatchSpanProcessor(NoopExporter()))
+    provider._bench_exporter = NoopExporter  # type: ignore[attr-defined]
+    return provider
+
+
+def _bare_span(provider: Any, mode: str) -> None:
+    """The reference: a minimal hand-written wrapper, one CLIENT span with 10 attributes."""
+    import wrapt
+    from opentelemetry.trace import SpanKind
+
+    tracer = provider.get_tracer("bench.bare")
+
+    class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+        def __init__(self, wrapped: Any, span: Any) -> None:
+            super().__init__(wrapped)
+            self._self_span = span
+
+        def __iter__(self) -> Any:
+            try:
+                yield from self.__wrapped__
+            finally:
+                self._self_span.end()
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        model = kwargs.get("model")
+        span = tracer.start_span(
+            f"chat {model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": model,
+                "server.address": "api.openai.com",
+                "server.port": 443,
+                "gen_ai.request.stream": bool(kwargs.get("stream")),
+            },
+        )
+        result = wrapped(*args, **kwargs)
+        if kwargs.get("stream"):
+            return StreamProxy(result, span)
+        span.set_attributes(
+            {
+                "gen_ai.response.model": result.model,
+                "gen_ai.response.id": result.id,
+                "gen_ai.usage.input_tokens": result.usage.prompt_tokens,
+                "gen_ai.usage.output_tokens": result.usage.completion_tokens,
+            }
+        )
+        span.end()
+        return result
+
+    wrapt.wrap_function_wrapper("openai.resources.chat.completions", "Completions.create", wrapper)
+
+
+def _span_only(provider: Any, prices: bool = True) -> None:
+    from llm_otel.instrumentors._call import Telemetry
+    from llm_otel.instrumentors._setup import make_tracer
+    from llm_otel.instrumentors.openai import OpenAIInstrumentor
+    from llm_otel.pricing import PriceTable
+
+    t = Telemetry(tracer=make_tracer(provider), prices=PriceTable.bundled() if prices else None)
+    OpenAIInstrumentor().instrument(tracer_provider=provider, llm_otel_telemetry=t)
+
+
+def _ablate(variant: str, provider: Any) -> None:
+    """Cumulative ablations: each lo_* level switches off everything the previous ones did, plus one piece."""
+    order = ["lo_no_pricing", "lo_no_response", "lo_no_request", "lo_no_context"]
+    level = order.index(variant)
+    from llm_otel.instrumentors import _call, openai_request, openai_response
+    from llm_otel.instrumentors import openai as oi
+
+    original_outcome = openai_response.chat_outcome
+    if level >= 1:  # response extraction off: empty Outcome, stream accumulator reads nothing
+
+        def chat_outcome(response: Any, capture: bool = False, limit: int = 0) -> Any:
+            return _call.Outcome()
+
+        openai_response.ChatChunks.add = lambda self, chunk: False  # type: ignore[method-assign]
+        openai_response.ChatChunks.outcome = lambda self: _call.Outcome()  # type: ignore[method-assign]
+        oi.ENDPOINTS[:] = [
+            oi._Endpoint(e.module, e.method, e.operation, e.request,
+                         chat_outcome if e.outcome is original_outcome else e.outcome,
+                         e.stream, e.is_async)  # fmt: skip
+            for e in oi.ENDPOINTS
+        ]
+    if level >= 2:  # request extraction off: the model only
+        openai_request.server_and_provider = lambda instance, t, azure: ("openai", {})  # type: ignore[assignment]
+        oi.req.server_and_provider = openai_request.server_and_provider
+
+        def chat_request(kwargs: dict[str, Any], attrs: dict[str, Any]) -> Any:
+            return kwargs.get("model")
+
+        oi.ENDPOINTS[:] = [
+            oi._Endpoint(e.module, e.method, e.operation,
+                         chat_request if e.request is openai_request.chat_request else e.request,
+                         e.outcome, e.stream, e.is_async)  # fmt: skip
+            for e in oi.ENDPOINTS
+        ]
+    if level >= 3:  # no context attach/detach, no in-call contextvar, no sampler wrapper
+        import llm_otel.instrumentors._setup as setup
+
+        setup.record_dropped_spans = lambda tracer: None  # type: ignore[assignment]
+        _call.GenAICall.activate = lambda self: None  # type: ignore[method-assign]
+        _call.GenAICall.deactivate = staticmethod(lambda token: None)  # type: ignore[method-assign]
+
+        class _Flag:
+            @staticmethod
+            def get() -> bool:
+                return False
+
+            @staticmethod
+            def set(value: bool) -> None:
+                return None
+
+            @staticmethod
+            def reset(token: Any) -> None:
+                return None
+
+        oi._IN_CALL = _Flag()  # type: ignore[assignment]
+    _span_only(provider, prices=False)
+
+
+def _setup_variant(variant: str, provider: Any) -> None:
+    for key in list(os.environ):
+        if key.startswith(("OTEL_", "LLM_OTEL_")):
+            del os.environ[key]
+    if variant == "baseline":
+        return
+    if variant == "bare_span":
+        _bare_span(provider, "")
+        return
+    if variant in ("llm_otel", "llm_otel_no_onstart"):
+        import llm_otel
+
+        if variant == "llm_otel_no_onstart":
+            from llm_otel.exporters.prometheus import PrometheusMetricsProcessor
+
+            PrometheusMetricsProcessor.on_start = lambda self, span, parent_context=None: None  # type: ignore
+        llm_otel.instrument(prometheus_port=0, tracer_provider=provider)
+        return
+    if variant == "llm_otel_span_only":
+        _span_only(provider)
+        return
+    if variant.startswith("lo_"):
+        _ablate(variant, provider)
+        return
+    if variant == "official":
+        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=provider)
+        return
+    if variant == "openllmetry":
+        os.environ["TRACELOOP_TRACE_CONTENT"] = "false"
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=provider)
+        return
+    raise SystemExit(f"unknown variant {variant}")
+
+
+def inner(variant: str, mode: str, n: int, warmup: int) -> None:
+    provider = _provider()
+    _setup_variant(variant, provider)
+    client = _client()
+    messages = [{"role": "user", "content": "Say this is a test"}]
+    create = client.chat.completions.create
+    if mode == "stream":
+
+        def one() -> None:
+            chunks = 0
+            options = {"include_usage": True}
+            for _chunk in create(model=MODEL, messages=messages, stream=True, stream_options=options):
+                chunks += 1
+            assert chunks == STREAM_CONTENT_CHUNKS + 2, chunks
+
+    else:
+
+        def one() -> None:
+            r = create(model=MODEL, messages=messages)
+            assert r.usage.prompt_tokens == 12
+
+    for _ in range(warmup):
+        one()
+    # A full (gen 2) collection over everything the imports created costs tens of millions of instructions
+    # and lands in one run but not the other depending on thread interleaving: freeze the warm heap so the
+    # measured calls pay only for collecting what they allocate themselves.
+    gc.collect()
+    gc.freeze()
+    if os.environ.get("BENCH_CALLGRIND_ON"):
+        # valgrind ran with --instr-atstart=no: start-up and warm-up run fast and uncounted; from here on
+        # everything is counted (the tail of this subprocess call too, the same in the N1 and N2 runs).
+        subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=True, capture_output=True)
+    for _ in range(n):
+        one()
+    provider.shutdown()
+    if os.environ.get("BENCH_VERBOSE"):
+        exp = provider._bench_exporter
+        attrs = dict(exp.last.attributes) if exp.last is not None else {}
+        print(f"{variant}/{mode}: {exp.exported} spans exported; last: {exp.last and exp.last.name} "
+              f"{len(attrs)} attrs {sorted(attrs)}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The driver
+# ----------------------------------------------------------------------------------------------------
+def _python_for(variant: str, peers_dir: Path) -> str:
+    if variant in PEERS:
+        py = peers_dir / variant / "bin" / "python"
+        if not py.exists():
+            raise SystemExit(f"{py} missing: run  bash benchmarks/setup_peers.sh {peers_dir}")
+        return str(py)
+    return sys.executable
+
+
+def _callgrind(python: str, variant: str, mode: str, n: int, warmup: int, tmp: Path) -> int:
+    out = tmp / f"cg.{variant}.{mode}.{n}.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_OTEL_", "TRACELOOP_"))}
+    env["PYTHONHASHSEED"] = "0"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["BENCH_CALLGRIND_ON"] = "1"
+    cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+           "--dump-line=no",
+           python, str(Path(__file__).resolve()), "--inner", variant, mode, str(n), str(warmup)]  # fmt: skip
+    # cwd=/ so that peers' venvs cannot import llm_otel from the work tree
+    proc = subprocess.run(cmd, cwd="/", env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{variant}/{mode}/{n} failed:\n{proc.stderr[-3000:]}")
+    text = out.read_text()
+    m = re.search(r"^totals:\s*(\d+)", text, re.M) or re.search(r"^summary:\s*(\d+)", text, re.M)
+    if not m:
+        raise RuntimeError(f"no totals in {out}")
+    return int(m.group(1))
+
+
+def measure(
+    variants: list[str], modes: list[str], peers_dir: Path, jobs: int
+) -> dict[tuple[str, str], float]:
+    tmp = Path(tempfile.mkdtemp(prefix="llm-otel-cg-"))
+    tasks = []
+    for variant in variants:
+        for mode in modes:
+            warmup, n1, n2 = COUNTS[mode]
+            for n in (n1, n2):
+                tasks.append((variant, mode, n, warmup))
+    # longest first (streams), so the pool ends together
+    tasks.sort(key=lambda t: (t[1] != "stream", -t[2]))
+    totals: dict[tuple[str, str, int], int] = {}
+
+    def run(task: tuple[str, str, int, int]) -> None:
+        variant, mode, n, warmup = task
+        t0 = time.monotonic()
+        python = _python_for(variant, peers_dir)
+        totals[(variant, mode, n)] = _callgrind(python, variant, mode, n, warmup, tmp)
+        print(f"  {variant:22s} {mode:9s} n={n:<5d} Ir={totals[(variant, mode, n)]:>14,d} "
+              f"({time.monotonic() - t0:.0f}s)", file=sys.stderr, flush=True)  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(run, tasks))
+    result = {}
+    for variant in variants:
+        for mode in modes:
+            _, n1, n2 = COUNTS[mode]
+            result[(variant, mode)] = (totals[(variant, mode, n2)] - totals[(variant, mode, n1)]) / (n2 - n1)
+    return result
+
+
+def _m(x: float | None) -> str:
+    return "n/a" if x is None else f"{x / 1e6:.3f} M"
+
+
+def table(per_call: dict[tuple[str, str], float], variants: list[str], modes: list[str]) -> str:
+    lines = ["| variant | mode | instructions / call | added vs baseline | added / bare_span added |",
+             "|---|---|---:|---:|---:|"]  # fmt: skip
+    for mode in modes:
+        base = per_call.get(("baseline", mode))
+        bare = per_call.get(("bare_span", mode))
+        bare_added = bare - base if bare is not None and base is not None else None
+        for variant in variants:
+            v = per_call[(variant, mode)]
+            added = v - base if base is not None else None
+            ratio = f"{added / bare_added:.2f}x" if added is not None and bare_added else "n/a"
+            label = mode if mode == "nonstream" else f"stream ({STREAM_CONTENT_CHUNKS} chunks)"
+            lines.append(f"| {variant} | {label} | {_m(v)} | {_m(added)} | {ratio} |")
+    return "\n".join(lines)
+
+
+def breakdown(per_call: dict[tuple[str, str], float], modes: list[str]) -> str:
+    rows = [
+        ("Prometheus processor on_start", "llm_otel", "llm_otel_no_onstart"),
+        ("Prometheus processor on_end", "llm_otel_no_onstart", "llm_otel_span_only"),
+        ("pricing (PriceTable.cost + cost attrs)", "llm_otel_span_only", "lo_no_pricing"),
+        ("response extraction (outcome / stream accumulator)", "lo_no_pricing", "lo_no_response"),
+        ("request extraction (server/provider + request attrs)", "lo_no_response", "lo_no_request"),
+        ("context attach/detach + _IN_CALL + sampler wrapper", "lo_no_request", "lo_no_context"),
+        ("wrapper/GenAICall/proxy structure beyond bare span", "lo_no_context", "bare_span"),
+        ("bare span (reference: span + ~10 attrs)", "bare_span", "baseline"),
+        ("TOTAL llm_otel added", "llm_otel", "baseline"),
+    ]
+    head = "| piece | " + " | ".join(f"{m} (instr / call)" for m in modes) + " |"
+    lines = [head, "|---|" + "---:|" * len(modes)]
+    for name, a, b in rows:
+        cells = []
+        for mode in modes:
+            if (a, mode) in per_call and (b, mode) in per_call:
+                cells.append(f"{(per_call[(a, mode)] - per_call[(b, mode)]) / 1e3:,.0f} k")
+            else:
+                cells.append("n/a")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--inner":
+        inner(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--peers-dir", default="/tmp/llm-otel-bench", type=Path)
+    ap.add_argument("--variants", default=",".join(MAIN_VARIANTS))
+    ap.add_argument("--modes", default="nonstream,stream")
+    ap.add_argument("--profile", action="store_true", help="also run the llm_otel ablations (breakdown)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    args = ap.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    modes = [m for m in args.modes.split(",") if m]
+    run_variants = variants + (PROFILE_VARIANTS if args.profile else [])
+    per_call = measure(run_variants, modes, args.peers_dir, args.jobs)
+    OUT.mkdir(exist_ok=True)
+    md = ["# llm-otel per-call overhead (callgrind instructions)", "",
+          f"python {sys.version.split()[0]}; counts (warm-up, N1, N2): {COUNTS}; "
+          f"targets for llm_otel added: {TARGETS}", "", table(per_call, variants, modes)]  # fmt: skip
+    if args.profile:
+        md += ["", "## llm_otel breakdown (cumulative ablations)", "", breakdown(per_call, modes)]
+    md += ["", "raw per-call: " + json.dumps({f"{v}/{m}": round(x) for (v, m), x in per_call.items()})]
+    text = "\n".join(md) + "\n"
+    (OUT / "results.md").write_text(text)
+    print(text)
+    for mode in modes:
+        if ("llm_otel", mode) in per_call and ("baseline", mode) in per_call:
+            added = per_call[("llm_otel", mode)] - per_call[("baseline", mode)]
+            ok = "OK" if added <= TARGETS[mode] else "OVER"
+            print(f"llm_otel {mode}: added {added / 1e6:.3f} M (target <= {TARGETS[mode] / 1e6:.2f} M) {ok}")
+
+
+if __name__ == "__main__":
+    main()

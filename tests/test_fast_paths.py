@@ -1,0 +1,79 @@
+"""The hot-path shortcuts give exactly what the slow, public paths give."""
+
+from __future__ import annotations
+
+import json
+import random
+from decimal import Decimal
+from importlib import resources
+
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+
+from llm_otel.instrumentors._fast_attributes import set_end_attributes
+from llm_otel.pricing import PriceTable
+
+ATTRS = {
+    "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+    "gen_ai.response.finish_reasons": ("stop", "length"),
+    "gen_ai.usage.input_tokens": 12,
+    "gen_ai.usage.cost": 1.5e-06,
+    "llm_otel.stream.abandoned": True,
+}
+
+
+def _span(provider: TracerProvider) -> object:
+    return provider.get_tracer("t").start_span("s", attributes={"a": 1})
+
+
+def test_fast_attributes_equal_public_api() -> None:
+    provider = TracerProvider()
+    fast, slow = _span(provider), _span(provider)
+    set_end_attributes(fast, dict(ATTRS))
+    slow.set_attributes(dict(ATTRS))  # type: ignore[attr-defined]
+    fast.end()  # type: ignore[attr-defined]
+    slow.end()  # type: ignore[attr-defined]
+    assert dict(fast.attributes) == dict(slow.attributes)  # type: ignore[attr-defined]
+
+
+def test_limits_fall_back_to_public_api() -> None:
+    provider = TracerProvider(span_limits=SpanLimits(max_attribute_length=5, max_span_attributes=3))
+    span = _span(provider)
+    set_end_attributes(span, dict(ATTRS))
+    span.end()  # type: ignore[attr-defined]
+    attrs = dict(span.attributes)  # type: ignore[attr-defined]
+    assert len(attrs) == 3  # the count limit applied
+    assert all(len(v) <= 5 for v in attrs.values() if isinstance(v, str))  # the length limit applied
+
+
+def test_no_write_after_end() -> None:
+    span = _span(TracerProvider())
+    span.end()  # type: ignore[attr-defined]
+    set_end_attributes(span, {"late": 1})
+    assert "late" not in span.attributes  # type: ignore[attr-defined]
+
+
+def test_cost_floats_equal_cost_for_every_bundled_entry() -> None:
+    table = PriceTable.bundled()
+    rng = random.Random(7)
+    bundled = json.loads((resources.files("llm_otel") / "data" / "prices.json").read_text())
+    models = [key.split("/", 1)[1] for key in bundled["models"]]
+    assert len(models) > 50
+    checked = 0
+    for model in models + ["unknown-model", "gpt-4o-mini-2024-07-18"]:
+        for _ in range(20):
+            i = rng.randrange(0, 400_000)
+            cr = rng.randrange(0, i + 1)
+            o = rng.randrange(0, 50_000)
+            r = rng.randrange(0, o + 1)
+            exact = table.cost("openai", model, i, o, cr, 0, r)
+            status, source, total, c_in, c_out = table.cost_floats("openai", model, i, o, cr, 0, r)
+            assert (status, source) == (exact.status, exact.source)
+            if exact.total is None:
+                assert total is None
+                continue
+            assert total == float(exact.total) and Decimal(repr(total)) == exact.total
+            assert c_in == float(exact.input) and c_out == float(exact.output)  # type: ignore[arg-type]
+            checked += 1
+    assert checked >= 1000
+    assert table.cost_floats("ollama", "llama3.2", None, None)[:3] == ("local", "local", 0.0)
+    assert table.cost_floats("openai", "gpt-4o", None, None) == ("unpriced", None, None, None, None)
