@@ -7,6 +7,7 @@ client's base URL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeGuard
 
 from .. import semconv as sc
@@ -51,111 +52,121 @@ def server_and_provider(
     return sc.PROVIDER_OPENAI, attrs
 
 
-def _common(kwargs: dict[str, Any], attrs: dict[str, Any]) -> None:
-    v = kwargs.get("temperature")
-    if given(v):
-        attrs[sc.REQUEST_TEMPERATURE] = float(v)
-    v = kwargs.get("top_p")
-    if given(v):
-        attrs[sc.REQUEST_TOP_P] = float(v)
-    v = kwargs.get("frequency_penalty")
-    if given(v):
-        attrs[sc.REQUEST_FREQUENCY_PENALTY] = float(v)
-    v = kwargs.get("presence_penalty")
-    if given(v):
-        attrs[sc.REQUEST_PRESENCE_PENALTY] = float(v)
-    v = kwargs.get("seed")
-    if given(v):
-        attrs[sc.REQUEST_SEED] = int(v)
-    v = kwargs.get("stop")
-    if given(v):
-        attrs[sc.REQUEST_STOP_SEQUENCES] = [v] if isinstance(v, str) else [str(s) for s in v]
-    v = kwargs.get("n")
-    if given(v) and v != 1:
-        attrs[sc.REQUEST_CHOICE_COUNT] = int(v)
-    v = kwargs.get("service_tier")
-    if given(v):
-        attrs[sc.OPENAI_REQUEST_SERVICE_TIER] = str(v)
-    if kwargs.get("stream") is True:
-        attrs[sc.REQUEST_STREAM] = True
+def _stop(value: Any) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+def _choices(value: Any) -> int | None:
+    return None if value == 1 else int(value)
+
+
+def _true(value: Any) -> bool | None:
+    return True if value is True else None
 
 
 def _output_type(response_format: Any) -> str | None:
-    if not given(response_format):
-        return None
     if isinstance(response_format, dict):
         kind = response_format.get("type")
         if kind in ("json_object", "json_schema"):
             return "json"
         return "text" if kind == "text" else None
-    # a pydantic model class passed to parse()
+    return "json"  # a pydantic model class passed to parse()
+
+
+def _text_format(text: Any) -> str | None:
+    return _output_type(text.get("format")) if isinstance(text, dict) and text.get("format") else None
+
+
+def _effort(reasoning: Any) -> str | None:
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    return str(effort) if given(effort) else None
+
+
+def _conversation(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    conv_id = value.get("id") if isinstance(value, dict) else None
+    return conv_id if isinstance(conv_id, str) else None
+
+
+def _encoding(value: Any) -> tuple[str, ...]:
+    return (str(value),)
+
+
+def _json(_: Any) -> str:
     return "json"
 
 
-def chat_request(kwargs: dict[str, Any], attrs: dict[str, Any]) -> str | None:
-    _common(kwargs, attrs)
-    v = kwargs.get("max_completion_tokens")
-    if not given(v):
-        v = kwargs.get("max_tokens")
-    if given(v):
-        attrs[sc.REQUEST_MAX_TOKENS] = int(v)
-    v = kwargs.get("reasoning_effort")
-    if given(v):
-        attrs[sc.REQUEST_REASONING_LEVEL] = str(v)
-    out = _output_type(kwargs.get("response_format"))
-    if out:
-        attrs[sc.OUTPUT_TYPE] = out
-    attrs[sc.OPENAI_API_TYPE] = "chat_completions"
+#: keyword -> (attribute, converter). A converter returning None records nothing.
+_Table = dict[str, tuple[str, Callable[[Any], Any]]]
+_COMMON: _Table = {
+    "temperature": (sc.REQUEST_TEMPERATURE, float),
+    "top_p": (sc.REQUEST_TOP_P, float),
+    "frequency_penalty": (sc.REQUEST_FREQUENCY_PENALTY, float),
+    "presence_penalty": (sc.REQUEST_PRESENCE_PENALTY, float),
+    "seed": (sc.REQUEST_SEED, int),
+    "stop": (sc.REQUEST_STOP_SEQUENCES, _stop),
+    "n": (sc.REQUEST_CHOICE_COUNT, _choices),
+    "service_tier": (sc.OPENAI_REQUEST_SERVICE_TIER, str),
+    "stream": (sc.REQUEST_STREAM, _true),
+}
+CHAT_PARAMS: _Table = {
+    **_COMMON,
+    "max_tokens": (sc.REQUEST_MAX_TOKENS, int),
+    "reasoning_effort": (sc.REQUEST_REASONING_LEVEL, str),
+    "response_format": (sc.OUTPUT_TYPE, _output_type),
+    "max_completion_tokens": (sc.REQUEST_MAX_TOKENS, int),
+}
+RESPONSES_PARAMS: _Table = {
+    **_COMMON,
+    "max_output_tokens": (sc.REQUEST_MAX_TOKENS, int),
+    "reasoning": (sc.REQUEST_REASONING_LEVEL, _effort),
+    "previous_response_id": (sc.REQUEST_PREVIOUS_RESPONSE_ID, str),
+    "conversation": (sc.CONVERSATION_ID, _conversation),
+    "text": (sc.OUTPUT_TYPE, _text_format),
+    "text_format": (sc.OUTPUT_TYPE, _json),
+}
+EMBEDDINGS_PARAMS: _Table = {
+    "dimensions": (sc.EMBEDDINGS_DIMENSION_COUNT, int),
+    "encoding_format": (sc.REQUEST_ENCODING_FORMATS, _encoding),
+}
+COMPLETIONS_PARAMS: _Table = {**_COMMON, "max_tokens": (sc.REQUEST_MAX_TOKENS, int)}
+
+
+def _record(kwargs: dict[str, Any], attrs: dict[str, Any], table: _Table) -> str | None:
+    """Record the parameters the user sent (one pass over the call's keywords); return the model."""
+    for key, value in kwargs.items():
+        spec = table.get(key)
+        if spec is None or value is None or value.__class__.__name__ in _SENTINEL_NAMES:
+            continue
+        if key == "max_tokens" and given(kwargs.get("max_completion_tokens")):
+            continue  # the API uses max_completion_tokens when both are sent
+        try:
+            converted = spec[1](value)
+        except (TypeError, ValueError):
+            continue  # a value the API will reject anyway; the span just does not record it
+        if converted is not None:
+            attrs[spec[0]] = converted
     model = kwargs.get("model")
     return str(model) if given(model) else None
+
+
+def chat_request(kwargs: dict[str, Any], attrs: dict[str, Any]) -> str | None:
+    attrs[sc.OPENAI_API_TYPE] = "chat_completions"
+    return _record(kwargs, attrs, CHAT_PARAMS)
 
 
 def responses_request(kwargs: dict[str, Any], attrs: dict[str, Any]) -> str | None:
-    _common(kwargs, attrs)
-    v = kwargs.get("max_output_tokens")
-    if given(v):
-        attrs[sc.REQUEST_MAX_TOKENS] = int(v)
-    reasoning = kwargs.get("reasoning")
-    if isinstance(reasoning, dict) and given(reasoning.get("effort")):
-        attrs[sc.REQUEST_REASONING_LEVEL] = str(reasoning["effort"])
-    v = kwargs.get("previous_response_id")
-    if given(v):
-        attrs[sc.REQUEST_PREVIOUS_RESPONSE_ID] = str(v)
-    conversation = kwargs.get("conversation")
-    if isinstance(conversation, str):
-        attrs[sc.CONVERSATION_ID] = conversation
-    elif isinstance(conversation, dict) and isinstance(conversation.get("id"), str):
-        attrs[sc.CONVERSATION_ID] = conversation["id"]
-    text = kwargs.get("text")
-    if isinstance(text, dict):
-        out = _output_type(text.get("format"))
-        if out:
-            attrs[sc.OUTPUT_TYPE] = out
-    elif given(kwargs.get("text_format")):
-        attrs[sc.OUTPUT_TYPE] = "json"
     attrs[sc.OPENAI_API_TYPE] = "responses"
-    model = kwargs.get("model")
-    return str(model) if given(model) else None
+    return _record(kwargs, attrs, RESPONSES_PARAMS)
 
 
 def embeddings_request(kwargs: dict[str, Any], attrs: dict[str, Any]) -> str | None:
-    v = kwargs.get("dimensions")
-    if given(v):
-        attrs[sc.EMBEDDINGS_DIMENSION_COUNT] = int(v)
-    v = kwargs.get("encoding_format")
-    if given(v):
-        attrs[sc.REQUEST_ENCODING_FORMATS] = [str(v)]
-    model = kwargs.get("model")
-    return str(model) if given(model) else None
+    return _record(kwargs, attrs, EMBEDDINGS_PARAMS)
 
 
 def completions_request(kwargs: dict[str, Any], attrs: dict[str, Any]) -> str | None:
-    _common(kwargs, attrs)
-    v = kwargs.get("max_tokens")
-    if given(v):
-        attrs[sc.REQUEST_MAX_TOKENS] = int(v)
-    model = kwargs.get("model")
-    return str(model) if given(model) else None
+    return _record(kwargs, attrs, COMPLETIONS_PARAMS)
 
 
 def wants_stream_usage(kwargs: dict[str, Any]) -> bool:
