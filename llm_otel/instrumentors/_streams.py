@@ -26,14 +26,6 @@ class Accumulator(Protocol):
     def outcome(self) -> Outcome: ...
 
 
-def _add(acc: Accumulator, item: Any) -> bool:
-    try:
-        return acc.add(item)
-    except Exception as exc:
-        guard.report("stream.chunk", exc)
-        return False
-
-
 def _finish(call: GenAICall, acc: Accumulator, *, abandoned: bool) -> None:
     if call.ended:
         return
@@ -101,7 +93,12 @@ class SyncIteratorProxy(_ProxyBase):
                     call.deactivate(token)
             if not call.first_chunk_ns:
                 call.mark_first_chunk()
-            if not _add(acc, item):
+            try:
+                hidden = acc.add(item)
+            except Exception as exc:
+                guard.report("stream.chunk", exc)
+                hidden = False
+            if not hidden:
                 return item
 
     def close(self) -> Any:
@@ -152,7 +149,12 @@ class AsyncIteratorProxy(_ProxyBase):
                     call.deactivate(token)
             if not call.first_chunk_ns:
                 call.mark_first_chunk()
-            if not _add(acc, item):
+            try:
+                hidden = acc.add(item)
+            except Exception as exc:
+                guard.report("stream.chunk", exc)
+                hidden = False
+            if not hidden:
                 return item
 
 

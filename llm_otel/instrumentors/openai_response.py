@@ -170,39 +170,38 @@ def embeddings_outcome(response: Any, capture: bool = False, limit: int = 0) -> 
 
 
 class ChatChunks:
-    """Chat Completions (and legacy Completions) stream: counters + last usage; text only when capturing."""
+    """Chat Completions (and legacy Completions) stream: last chunk, last usage and finish reasons; text
+    only when capturing. Every chunk carries the response id and model, so the last one is enough."""
 
-    __slots__ = ("hide_usage", "capture", "limit", "first", "usage", "reasons", "texts", "last", "text_attr")
+    __slots__ = ("hide_usage", "limit", "last", "usage", "seen", "reasons", "texts", "text_attr")
 
     def __init__(self, hide_usage: bool, capture: bool, limit: int, text_attr: str = "delta") -> None:
         self.hide_usage = hide_usage
-        self.capture = capture
         self.limit = limit
-        self.first: Any = None
         self.last: Any = None
         self.usage: Any = None
-        self.reasons: dict[int, str | None] = {}
+        self.seen = 0  # number of choices seen (highest index + 1)
+        self.reasons: dict[int, str] = {}
         self.texts: dict[int, list[str]] | None = {} if capture else None
         self.text_attr = text_attr
 
     def add(self, chunk: Any) -> bool:
-        if self.first is None:
-            self.first = chunk
         self.last = chunk
         choices = chunk.choices
-        reasons = self.reasons
         for choice in choices:
             index = choice.index
+            if index >= self.seen:
+                self.seen = index + 1
             reason = choice.finish_reason
-            if reason is not None or index not in reasons:
-                reasons[index] = reason
+            if reason is not None:
+                self.reasons[index] = reason
             if self.texts is not None:
                 self._keep_text(index, choice)
         usage = chunk.usage
-        if usage is not None:
-            self.usage = usage
-            return self.hide_usage and not choices
-        return False
+        if usage is None:
+            return False
+        self.usage = usage
+        return self.hide_usage and not choices
 
     def _keep_text(self, index: int, choice: Any) -> None:
         assert self.texts is not None
@@ -215,17 +214,15 @@ class ChatChunks:
 
     def outcome(self) -> Outcome:
         outcome = Outcome()
-        first = self.first
-        if first is not None:
-            outcome.response_model = getattr(first, "model", None)
-            outcome.response_id = getattr(first, "id", None)
-        if self.reasons:
-            outcome.finish_reasons = [
-                str(self.reasons.get(i) or "error") for i in range(max(self.reasons) + 1)
-            ]
+        last = self.last
+        if last is not None:
+            outcome.response_model = getattr(last, "model", None) or None
+            outcome.response_id = getattr(last, "id", None) or None
+            outcome.attributes = _openai_attrs(last)
+        reasons = [str(self.reasons.get(i) or "error") for i in range(self.seen)]
+        if reasons:
+            outcome.finish_reasons = reasons
         _usage_into(outcome, self.usage)
-        if self.last is not None:
-            outcome.attributes = _openai_attrs(self.last)
         if self.texts is not None:
             outcome.output_messages = [
                 {
@@ -233,9 +230,9 @@ class ChatChunks:
                     "parts": [
                         {"type": "text", "content": truncate("".join(self.texts.get(i, ())), self.limit)}
                     ],
-                    "finish_reason": str(self.reasons.get(i) or "error"),
+                    "finish_reason": reasons[i],
                 }
-                for i in sorted(self.reasons)
+                for i in range(self.seen)
             ]
         return outcome
 
