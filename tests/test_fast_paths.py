@@ -9,7 +9,7 @@ from importlib import resources
 
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 
-from llm_otel.instrumentors._fast_attributes import set_end_attributes
+from llm_otel.instrumentors._fast_attributes import set_attributes_fast
 from llm_otel.pricing import PriceTable
 
 ATTRS = {
@@ -28,7 +28,7 @@ def _span(provider: TracerProvider) -> object:
 def test_fast_attributes_equal_public_api() -> None:
     provider = TracerProvider()
     fast, slow = _span(provider), _span(provider)
-    set_end_attributes(fast, dict(ATTRS))
+    set_attributes_fast(fast, dict(ATTRS))
     slow.set_attributes(dict(ATTRS))  # type: ignore[attr-defined]
     fast.end()  # type: ignore[attr-defined]
     slow.end()  # type: ignore[attr-defined]
@@ -38,7 +38,7 @@ def test_fast_attributes_equal_public_api() -> None:
 def test_limits_fall_back_to_public_api() -> None:
     provider = TracerProvider(span_limits=SpanLimits(max_attribute_length=5, max_span_attributes=3))
     span = _span(provider)
-    set_end_attributes(span, dict(ATTRS))
+    set_attributes_fast(span, dict(ATTRS))
     span.end()  # type: ignore[attr-defined]
     attrs = dict(span.attributes)  # type: ignore[attr-defined]
     assert len(attrs) == 3  # the count limit applied
@@ -48,7 +48,7 @@ def test_limits_fall_back_to_public_api() -> None:
 def test_no_write_after_end() -> None:
     span = _span(TracerProvider())
     span.end()  # type: ignore[attr-defined]
-    set_end_attributes(span, {"late": 1})
+    set_attributes_fast(span, {"late": 1})
     assert "late" not in span.attributes  # type: ignore[attr-defined]
 
 

@@ -258,7 +258,7 @@ class PrometheusMetricsProcessor(SpanProcessor):
         latest = series.inference  # newest conventions and an inference operation
         for attr, own_kid, usage_kid in _DETAIL_TOKENS:
             value = _amount(get(attr))
-            if value is not None:
+            if value:  # a subset count of 0 adds nothing: skip the write
                 (kids.get(own_kid) or self._kid(series, own_kid))(value)
                 if latest:
                     (kids.get(usage_kid) or self._kid(series, usage_kid))(value)

@@ -20,7 +20,7 @@ from .. import guard
 from .. import semconv as sc
 from ..attribution import current_tags
 from ..content import CaptureMode
-from ._fast_attributes import set_end_attributes
+from ._fast_attributes import set_attributes_fast
 from .content_capture import record_output
 
 if TYPE_CHECKING:
@@ -110,16 +110,25 @@ class GenAICall:
         self.first_chunk_ns = 0
         #: input content kept for the end-of-call event when content capture goes to events
         self.event_content: dict[str, Any] | None = None
-        attributes[sc.OPERATION] = operation
-        attributes[sc.PROVIDER] = provider
+        # What the conventions ask for at span start (samplers may read it) goes through the SDK's
+        # checks; the request parameters and tags follow through the fast path.
+        start = {sc.OPERATION: operation, sc.PROVIDER: provider}
         if request_model:
-            attributes[sc.REQUEST_MODEL] = request_model
+            start[sc.REQUEST_MODEL] = request_model
+        address = attributes.pop(sc.SERVER_ADDRESS, None)
+        if address:
+            start[sc.SERVER_ADDRESS] = address
+            port = attributes.pop(sc.SERVER_PORT, None)
+            if port:
+                start[sc.SERVER_PORT] = port
+        name = f"{operation} {request_model}" if request_model else operation
+        self.span = span = telemetry.tracer.start_span(name, kind=_CLIENT, attributes=start)
+        self.start_ns = time.monotonic_ns()
         tags = current_tags()
         if tags:
             attributes.update(tags)
-        name = f"{operation} {request_model}" if request_model else operation
-        self.span = telemetry.tracer.start_span(name, kind=_CLIENT, attributes=attributes)
-        self.start_ns = time.monotonic_ns()
+        if attributes and span.is_recording():
+            set_attributes_fast(span, attributes)
 
     # -- context: the span is current while the client's own code runs (HTTP child spans nest) --------
     def activate(self) -> object:
@@ -144,7 +153,7 @@ class GenAICall:
         try:
             span = self.span
             if span.is_recording():
-                set_end_attributes(span, self._end_attributes(outcome, abandoned))
+                set_attributes_fast(span, self._end_attributes(outcome, abandoned))
         except Exception as exc:
             guard.report("span.end_attributes", exc)
         self._end_span()

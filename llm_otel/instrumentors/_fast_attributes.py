@@ -1,11 +1,11 @@
-"""Setting the end-of-call attributes without the SDK's per-value validation.
+"""Setting llm-otel's own attribute values without the SDK's per-value validation.
 
 ``Span.set_attributes`` validates and copies every value (about 6k instructions per attribute, the largest
-avoidable cost of a call). The values llm-otel writes at the end of a call are ones it built itself: plain
+avoidable cost of a call). The request parameters and end-of-call values are ones llm-otel built: plain
 str/int/float/bool or tuples of str. When the span is the SDK's own type, no value-length limit is set and
 the count limit cannot be reached, they go straight into the span's attribute dict under the span's lock;
 in every other case (another SDK version, limits configured, an unexpected value) the public API is used.
-tests/test_fast_attributes.py checks both paths give the same span.
+tests/test_fast_paths.py checks both paths give the same span.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from opentelemetry.attributes import BoundedAttributes
 _PLAIN = frozenset({str, int, float, bool, tuple})
 
 
-def set_end_attributes(span: Any, attrs: dict[str, Any]) -> None:
+def set_attributes_fast(span: Any, attrs: dict[str, Any]) -> None:
     bounded = getattr(span, "_attributes", None)
     lock = getattr(span, "_lock", None)
     if (
