@@ -22,14 +22,36 @@ def given(value: Any) -> TypeGuard[Any]:
     return value is not None and type(value).__name__ not in _SENTINEL_NAMES
 
 
+#: (id(base_url), id(provider_hosts)) -> (base_url, provider_hosts, provider, attributes). Parsing the
+#: URL's host and port costs more than the rest of the request side; a client's URL rarely changes.
+_SERVERS: dict[tuple[int, int], tuple[Any, Any, str, dict[str, Any]]] = {}
+_MAX_SERVERS = 1024
+
+
 def server_and_provider(
     instance: Any, telemetry: Telemetry, azure_types: tuple[type, ...]
 ) -> tuple[str, dict[str, Any]]:
-    """Provider name and server.address/port attributes for the resource's client."""
+    """Provider name and (a fresh dict of) server.address/port attributes for the resource's client."""
     client = getattr(instance, "_client", None)
+    url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
+    hosts = telemetry.provider_hosts
+    key = (id(url), id(hosts))
+    hit = _SERVERS.get(key)
+    if hit is not None and hit[0] is url and hit[1] is hosts and url is not None:
+        return hit[2], dict(hit[3])
+    provider, attrs = _resolve_server(client, url, hosts, azure_types)
+    if url is not None:
+        if len(_SERVERS) >= _MAX_SERVERS:
+            _SERVERS.clear()
+        _SERVERS[key] = (url, hosts, provider, attrs)
+    return provider, dict(attrs)
+
+
+def _resolve_server(
+    client: Any, url: Any, hosts: dict[Any, str], azure_types: tuple[type, ...]
+) -> tuple[str, dict[str, Any]]:
     attrs: dict[str, Any] = {}
     host = port = None
-    url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
     if url is not None:
         host = getattr(url, "host", None)
         port = getattr(url, "port", None)
@@ -42,7 +64,6 @@ def server_and_provider(
                 attrs[sc.SERVER_PORT] = port
     if azure_types and isinstance(client, azure_types):
         return sc.PROVIDER_AZURE_OPENAI, attrs
-    hosts = telemetry.provider_hosts
     if hosts and host:
         mapped = hosts.get((host, port)) or hosts.get(host)
         if mapped:
