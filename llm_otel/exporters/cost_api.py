@@ -12,82 +12,47 @@ Three stages, three threads, so that no stage can slow the one before it:
    server acknowledged them. The server ignores repeated ids, so a crash between its 2xx and our delete
    costs a duplicate *request*, never a duplicate *record*.
 
-HTTP goes through the standard library's ``http.client``: one keep-alive connection, explicit per-request
-timeouts, no redirects (which would leak the bearer key) and no new dependency. ``urllib.request`` would
-open a connection per batch; ``requests`` (present via the OTLP exporter) would add nothing we use.
-Proxies from the standard ``*_PROXY`` variables are honoured by hand (CONNECT tunnel for https).
+HTTP details (keep-alive connection, Retry-After, backoff) live in ``cost_transport.py``; the self-metrics
+in ``cost_metrics.py``; the span -> record mapping in ``cost_records.py``; the SQLite spool in ``spool.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
 import gzip
 import http.client
-import json
 import logging
 import math
 import os
-import random
-import ssl
 import threading
 import time
-import urllib.request
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from datetime import timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from prometheus_client import Counter, Gauge
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ..errors import ConfigError
 from ..guard import report
-from ..metrics_registry import REGISTRY
 from ..semconv import SCOPE_NAME
 from . import cost_records
+from .cost_metrics import (
+    LAST_SUCCESS,
+    RECORDS_DEAD_LETTERED,
+    RECORDS_DROPPED,
+    RECORDS_RETRIED,
+    RECORDS_SENT,
+    RECORDS_SPOOLED,
+    SPOOL_DEPTH,
+)
+from .cost_transport import Backoff, Transport, parse_json, parse_retry_after
 from .spool import DeadLetterFile, Spool, count_records, dead_letter_path, default_spool_path
 
 logger = logging.getLogger("llm_otel")
-
-RECORDS_SENT = Counter(
-    "llm_otel_cost_export_records_sent",
-    "Cost records the cost API acknowledged (accepted, or already held as a duplicate id).",
-    registry=REGISTRY,
-)
-RECORDS_RETRIED = Counter(
-    "llm_otel_cost_export_records_retried",
-    "Records in a request that failed retryably (429, 5xx, timeout, network, bad answer); they stay spooled.",
-    registry=REGISTRY,
-)
-RECORDS_SPOOLED = Counter(
-    "llm_otel_cost_export_records_spooled",
-    "Records committed to the disk spool (every record passes through it before it is sent).",
-    registry=REGISTRY,
-)
-RECORDS_DEAD_LETTERED = Counter(
-    "llm_otel_cost_export_records_dead_lettered",
-    "Records the cost API rejected as invalid; written to the dead-letter file, never retried.",
-    registry=REGISTRY,
-)
-RECORDS_DROPPED = Counter(
-    "llm_otel_cost_export_records_dropped",
-    "Records lost: spool at its size cap, spool unwritable, or a span that could not be mapped.",
-    ["reason"],
-    registry=REGISTRY,
-)
-SPOOL_DEPTH = Gauge(
-    "llm_otel_cost_export_spool_depth", "Records waiting in the disk spool.", registry=REGISTRY
-)
-LAST_SUCCESS = Gauge(
-    "llm_otel_cost_export_last_success_timestamp_seconds",
-    "Unix time of the last request the cost API acknowledged.",
-    registry=REGISTRY,
-)
 
 #: Upper bound on how long a finished span waits in memory before it is on disk (the SIGKILL loss window).
 SPOOL_INTERVAL = 0.2
@@ -136,143 +101,14 @@ def _validate_key(api_key: object) -> str | None:
     return api_key
 
 
-# --- HTTP --------------------------------------------------------------------------------------------
-
-
-class Response(NamedTuple):
-    status: int
-    retry_after: str | None
-    body: bytes
-
-
-class Transport:
-    """POST to ``{base}/v1/usage`` over one keep-alive ``http.client`` connection."""
-
-    def __init__(self, base_url: str, api_key: str | None) -> None:
-        parts = urlsplit(base_url)
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname or ""
-        self._port = parts.port or (443 if self._https else 80)
-        path = parts.path.rstrip("/") + "/v1/usage"
-        self._target = path
-        self._proxy: tuple[str, int] | None = None
-        proxy_url = urllib.request.getproxies().get(parts.scheme)
-        loopback = self._host in ("localhost", "127.0.0.1", "::1")
-        if proxy_url and not loopback and not urllib.request.proxy_bypass(self._host):
-            proxy = urlsplit(proxy_url if "://" in proxy_url else "http://" + proxy_url)
-            if proxy.hostname:
-                self._proxy = (proxy.hostname, proxy.port or 8080)
-                if not self._https:  # plain-http proxying: absolute-form request target
-                    self._target = f"http://{self._host}:{self._port}{path}"
-        self._headers = {
-            "Content-Type": "application/json",
-            "Content-Encoding": "gzip",
-            "User-Agent": _USER_AGENT,
-            "Accept": "application/json",
-        }
-        if api_key is not None:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        self._conn: http.client.HTTPConnection | None = None
-        self._ssl = ssl.create_default_context() if self._https else None
-
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
-        host, port = self._proxy or (self._host, self._port)
-        conn: http.client.HTTPConnection
-        if self._https:
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
-            if self._proxy:
-                conn.set_tunnel(self._host, self._port)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        return conn
-
-    def post(self, body: bytes, timeout: float) -> Response:
-        """One request; raises OSError / HTTPException on network failure. A stale keep-alive connection
-        is retried once on a fresh one (safe: the server deduplicates by record id)."""
-        for attempt in (0, 1):
-            reused = self._conn is not None
-            conn = self._conn or self._connect(timeout)
-            self._conn = conn
-            conn.timeout = timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
-            try:
-                conn.request("POST", self._target, body=body, headers=self._headers)
-                resp = conn.getresponse()
-                data = resp.read(_MAX_RESPONSE_BYTES)
-                if resp.will_close or not resp.isclosed():
-                    self.close()
-                return Response(resp.status, resp.getheader("Retry-After"), data)
-            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
-                self.close()
-                if not reused or attempt == 1:
-                    raise
-            except BaseException:
-                self.close()
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-    def forget(self) -> None:
-        """After fork: drop the parent's connection without touching it."""
-        self._conn = None
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-class Backoff:
-    """Exponential backoff with full jitter; a server's ``Retry-After`` replaces it (with +10 % jitter)."""
-
-    def __init__(self, initial: float, maximum: float, max_retry_after: float) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.max_retry_after = max_retry_after
-        self.attempt = 0
-
-    def next_delay(self, retry_after: float | None = None) -> float:
-        self.attempt += 1
-        if retry_after is not None:
-            wait = min(retry_after, self.max_retry_after)
-            return wait + random.uniform(0, 0.1 * wait)
-        ceiling = min(self.maximum, self.initial * 2 ** min(self.attempt - 1, 32))
-        return random.uniform(0, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 # --- the exporter ------------------------------------------------------------------------------------
 
 
-class CostAPIExporter:
-    """Owns the queue, the spool and the two background threads. Build it through
-    :func:`build_cost_processor`; all arguments are validated here, at configuration time."""
+class CostAPIExporter(SpanExporter):
+    """Owns the queue, the spool and the two background threads; all arguments are validated here, at
+    configuration time. Usually fed by :class:`CostRecordProcessor` (see :func:`build_cost_processor`),
+    which also sees unsampled GenAI spans; as a plain ``SpanExporter`` behind another processor it only
+    gets what that processor exports (a ``BatchSpanProcessor`` would drop unsampled calls' records)."""
 
     def __init__(
         self,
@@ -358,11 +194,11 @@ class CostAPIExporter:
         self._transport.forget()
         self._start()
 
-    def shutdown(self, timeout: float | None = None) -> bool:
-        """Spool what is queued, then try to send until ``timeout``; what is left stays in the spool for the
-        next process. Returns True when the spool (as far as this process can send) is empty."""
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Spool what is queued, then try to send until ``timeout`` (seconds; default shutdown_timeout);
+        what is left stays in the spool for the next process (``spool_depth()`` tells how much)."""
         if self._shut_down:
-            return True
+            return
         self._shut_down = True
         deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
         self._stopping.set()
@@ -370,7 +206,8 @@ class CostAPIExporter:
         self._send_wake.set()
         self._spooler.join(max(0.0, deadline - time.monotonic()))
         self._sender.join(max(0.0, deadline - time.monotonic()))
-        done = self._flush(deadline)
+        if not self._flush(deadline):
+            logger.info("llm-otel: cost API not reached before the shutdown deadline; records stay spooled")
         if not self._spooler.is_alive() and not self._sender.is_alive():
             self._transport.close()
             self._spooler_db.close()
@@ -379,10 +216,29 @@ class CostAPIExporter:
                 if self._overflow_db is not None:
                     self._overflow_db.close()
                     self._overflow_db = None
-        return done
 
-    def force_flush(self, timeout: float = 30.0) -> bool:
-        """Spool the queue and send everything sendable before ``timeout``; True if nothing is left."""
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """SpanExporter API: queue llm-otel's spans (never blocks on the network)."""
+        for span in spans:
+            self.enqueue(span)
+        return SpanExportResult.SUCCESS
+
+    def enqueue(self, span: ReadableSpan) -> None:
+        scope = span.instrumentation_scope
+        if scope is None or scope.name != SCOPE_NAME or self._shut_down:
+            return
+        queue = self.queue
+        depth = len(queue)
+        if depth < self.max_queue:
+            queue.append(span)
+            if depth + 1 == self.max_batch:
+                self.spool_wake.set()
+        else:
+            self.spool_overflow(span)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Spool the queue and send everything sendable within the timeout; True if nothing is left."""
+        timeout = timeout_millis / 1000.0
         if self._shut_down:
             return True
         return self._flush(time.monotonic() + timeout)
@@ -537,13 +393,13 @@ class CostAPIExporter:
             return self._retry_later(ids, None, f"{type(exc).__name__}: {exc}")
         status = resp.status
         if 200 <= status < 300:
-            answer = _json(resp.body)
+            answer = parse_json(resp.body)
             if not isinstance(answer, dict) or not isinstance(answer.get("accepted"), int):
                 return self._retry_later(ids, None, f"HTTP {status} with a body that is not a usage answer")
             self._settle(batch, {}, status)
             return True
         if status == 400:
-            answer = _json(resp.body)
+            answer = parse_json(resp.body)
             if isinstance(answer, dict) and isinstance(answer.get("errors"), list):
                 self._settle(batch, _match_errors(batch, answer["errors"]), status)
                 return True
@@ -644,37 +500,26 @@ def _call_weak(ref: weakref.WeakMethod[Any]) -> None:
 
 
 class CostRecordProcessor(SpanProcessor):
-    """Hands llm-otel's finished spans to a :class:`CostAPIExporter`; ``on_end`` is one append."""
+    """Hands llm-otel's finished spans (sampled or not) to a :class:`CostAPIExporter`: one append."""
 
     def __init__(self, exporter: CostAPIExporter) -> None:
         self.exporter = exporter
-        self._queue = exporter.queue
-        self._max_queue = exporter.max_queue
-        self._wake_at = exporter.max_batch
-        self._closed = False
+        self._enqueue = exporter.enqueue
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        scope = span.instrumentation_scope
-        if scope is None or scope.name != SCOPE_NAME or self._closed:
-            return
-        queue = self._queue
-        depth = len(queue)
-        if depth < self._max_queue:
-            queue.append(span)
-            if depth + 1 == self._wake_at:
-                self.exporter.spool_wake.set()
-        else:
-            self.exporter.spool_overflow(span)
+        try:
+            self._enqueue(span)
+        except Exception as exc:  # never into the application's call
+            report("cost_export.on_end", exc)
 
     def shutdown(self) -> None:
-        self._closed = True
         self.exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis / 1000.0)
+        return self.exporter.force_flush(timeout_millis)
 
 
 def build_cost_processor(url: str, api_key: str | None, **kwargs: Any) -> CostRecordProcessor:
