@@ -251,3 +251,24 @@ def test_opentelemetry_instrument_entry_point(server: Any, tmp_path: Any) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == ["chat gpt-4o-mini"]
+
+
+def test_uninstrumenting_one_library_leaves_the_other_traced(
+    telemetry: Telemetry, spans: Any, server: Any
+) -> None:
+    import ollama
+
+    from llm_otel.instrumentors.ollama import OllamaInstrumentor
+    from llm_otel.instrumentors.openai import OpenAIInstrumentor
+
+    OpenAIInstrumentor().instrument(llm_otel_telemetry=telemetry)
+    OllamaInstrumentor().instrument(llm_otel_telemetry=telemetry)
+    try:
+        OpenAIInstrumentor().uninstrument()
+        openai.OpenAI(base_url=server.openai_base_url, api_key="k").chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+        ollama.Client(host=server.ollama_host).chat(model="llama3.2", messages=MESSAGES)
+    finally:
+        OllamaInstrumentor().uninstrument()
+    assert [s.attributes["gen_ai.provider.name"] for s in spans.genai()] == ["ollama"]

@@ -61,6 +61,9 @@ class _Wrapping:
 
     def __init__(self, telemetry: Telemetry) -> None:
         self.t = telemetry
+        #: False after this instrumentor's uninstrument(): wrappers captured inside client objects (e.g.
+        #: openai's cached with_raw_response) then pass straight through. Telemetry.active is a global switch.
+        self.enabled = True
 
     def start(self, instance: Any, operation: str, kwargs: dict[str, Any]) -> GenAICall:
         t = self.t
@@ -128,7 +131,7 @@ class _Wrapping:
         if is_async:
 
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                if not t.active:
+                if not (self.enabled and t.active):
                     return await wrapped(*args, **kwargs)
                 begun = self._begin(instance, args, kwargs)
                 if begun is None:
@@ -147,7 +150,7 @@ class _Wrapping:
             return async_wrapper
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not t.active:
+            if not (self.enabled and t.active):
                 return wrapped(*args, **kwargs)
             begun = self._begin(instance, args, kwargs)
             if begun is None:
@@ -169,12 +172,9 @@ class _Wrapping:
 class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """GenAI spans for the ``ollama`` client. Usually enabled by ``llm_otel.instrument()``."""
 
-    _telemetry: Telemetry | None = None
-
-    def __init__(self) -> None:
-        # BaseInstrumentor is a singleton and Python re-runs __init__ on every OllamaInstrumentor() call:
-        # state set by instrument() must survive that, or a later uninstrument() would unwrap nothing.
-        super().__init__()
+    # BaseInstrumentor is a singleton whose __init__ runs on every OllamaInstrumentor() call: state is
+    # set in _instrument only, so a later uninstrument() still finds it.
+    _wrapping: _Wrapping | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("ollama >= 0.4.0",)
@@ -182,9 +182,7 @@ class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         # not ``import ollama._client``: the package's own ``_client`` attribute is its default Client()
         client_module = importlib.import_module(_MODULE)
-        telemetry = telemetry_from_kwargs(kwargs)
-        self._telemetry = telemetry
-        wrapping = _Wrapping(telemetry)
+        self._wrapping = wrapping = _Wrapping(telemetry_from_kwargs(kwargs))
         for cls_name, is_async in _CLASSES:
             owner = getattr(client_module, cls_name, None)
             if owner is None or not hasattr(owner, "_request"):
@@ -195,10 +193,9 @@ class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrap_function_wrapper(_MODULE, f"{cls_name}._request", wrapping.make(is_async))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        if self._telemetry is not None:
-            # a wrapper someone captured (e.g. another library's bound copy) now passes straight through
-            self._telemetry.active = False
-            self._telemetry = None
+        if self._wrapping is not None:
+            self._wrapping.enabled = False  # a wrapper someone captured now passes straight through
+            self._wrapping = None
         client_module = importlib.import_module(_MODULE)
         for cls_name, _ in _CLASSES:
             owner = getattr(client_module, cls_name, None)

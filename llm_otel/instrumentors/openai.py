@@ -145,6 +145,9 @@ class _Wrapping:
 
     def __init__(self, telemetry: Telemetry, types: _ClientTypes) -> None:
         self.t = telemetry
+        #: False after this instrumentor's uninstrument(): wrappers captured inside client objects (e.g.
+        #: openai's cached with_raw_response) then pass straight through. Telemetry.active is a global switch.
+        self.enabled = True
         self.types = types
 
     # -- call start ------------------------------------------------------------------------------------
@@ -225,7 +228,7 @@ class _Wrapping:
         if ep.is_async:
 
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                if not t.active or _IN_CALL.get():
+                if not (self.enabled and t.active) or _IN_CALL.get():
                     return await wrapped(*args, **kwargs)
                 try:
                     call, call_kwargs, hide_usage = self.start(ep, instance, kwargs)
@@ -247,7 +250,7 @@ class _Wrapping:
             return async_wrapper
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not t.active or _IN_CALL.get():
+            if not (self.enabled and t.active) or _IN_CALL.get():
                 return wrapped(*args, **kwargs)
             try:
                 call, call_kwargs, hide_usage = self.start(ep, instance, kwargs)
@@ -302,7 +305,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     # BaseInstrumentor is a singleton whose __init__ runs on every OpenAIInstrumentor() call: state is
     # set in _instrument only, never reset by a constructor call while instrumented.
-    _telemetry: Telemetry | None = None
+    _wrapping: _Wrapping | None = None
     _patched: list[tuple[Any, str]] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -310,9 +313,8 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         telemetry = telemetry_from_kwargs(kwargs)
-        self._telemetry = telemetry
         self._patched = []
-        wrapping = _Wrapping(telemetry, _ClientTypes())
+        self._wrapping = wrapping = _Wrapping(telemetry, _ClientTypes())
         for ep in ENDPOINTS:
             owner = _resolve(ep.module, ep.method)
             if owner is None:
@@ -327,9 +329,9 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._patched.append((owner, method.rsplit(".", 1)[1]))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        if self._telemetry is not None:
-            # wrappers captured inside client objects (with_raw_response) now pass straight through
-            self._telemetry.active = False
+        if self._wrapping is not None:
+            self._wrapping.enabled = False  # wrappers captured inside client objects now pass through
+            self._wrapping = None
         for owner, name in self._patched:
             unwrap(owner, name)
         self._patched.clear()
