@@ -26,17 +26,13 @@ cumulatively) from which the breakdown table is computed.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import re
-import subprocess
 import sys
-import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from _callgrind import clean_env, inner_main, measure, noop_provider, table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -159,29 +155,6 @@ def _client() -> Any:
     )
 
 
-def _provider() -> Any:
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-    class NoopExporter(SpanExporter):
-        exported = 0
-        last: Any = None
-
-        def export(self, spans: Any) -> SpanExportResult:
-            NoopExporter.exported += len(spans)
-            NoopExporter.last = spans[-1] if spans else NoopExporter.last
-            return SpanExportResult.SUCCESS
-
-        def shutdown(self) -> None:
-            pass
-
-    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
-    provider.add_span_processor(BatchSpanProcessor(NoopExporter()))
-    provider._bench_exporter = NoopExporter  # type: ignore[attr-defined]
-    return provider
-
-
 def _bare_span(provider: Any, mode: str) -> None:
     """The reference: a minimal hand-written wrapper, one CLIENT span with 10 attributes."""
     import wrapt
@@ -300,9 +273,7 @@ def _ablate(variant: str, provider: Any) -> None:
 
 
 def _setup_variant(variant: str, provider: Any) -> None:
-    for key in list(os.environ):
-        if key.startswith(("OTEL_", "LLM_OTEL_")):
-            del os.environ[key]
+    clean_env()
     if variant == "baseline":
         return
     if variant == "bare_span":
@@ -337,8 +308,9 @@ def _setup_variant(variant: str, provider: Any) -> None:
     raise SystemExit(f"unknown variant {variant}")
 
 
-def inner(variant: str, mode: str, n: int, warmup: int) -> None:
-    provider = _provider()
+def _workload(variant: str, mode: str) -> tuple[Any, Any]:
+    """The instrumented pipeline and one call of ``mode`` (what _callgrind.inner_main runs N times)."""
+    provider = noop_provider()
     _setup_variant(variant, provider)
     client = _client()
     messages = [{"role": "user", "content": "Say this is a test"}]
@@ -358,25 +330,7 @@ def inner(variant: str, mode: str, n: int, warmup: int) -> None:
             r = create(model=MODEL, messages=messages)
             assert r.usage.prompt_tokens == 12
 
-    for _ in range(warmup):
-        one()
-    # A full (gen 2) collection over everything the imports created costs tens of millions of instructions
-    # and lands in one run but not the other depending on thread interleaving: freeze the warm heap so the
-    # measured calls pay only for collecting what they allocate themselves.
-    gc.collect()
-    gc.freeze()
-    if os.environ.get("BENCH_CALLGRIND_ON"):
-        # valgrind ran with --instr-atstart=no: start-up and warm-up run fast and uncounted; from here on
-        # everything is counted (the tail of this subprocess call too, the same in the N1 and N2 runs).
-        subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=True, capture_output=True)
-    for _ in range(n):
-        one()
-    provider.shutdown()
-    if os.environ.get("BENCH_VERBOSE"):
-        exp = provider._bench_exporter
-        attrs = dict(exp.last.attributes) if exp.last is not None else {}
-        print(f"{variant}/{mode}: {exp.exported} spans exported; last: {exp.last and exp.last.name} "
-              f"{len(attrs)} attrs {sorted(attrs)}", file=sys.stderr)
+    return provider, one
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -391,76 +345,8 @@ def _python_for(variant: str, peers_dir: Path) -> str:
     return sys.executable
 
 
-def _callgrind(python: str, variant: str, mode: str, n: int, warmup: int, tmp: Path) -> int:
-    out = tmp / f"cg.{variant}.{mode}.{n}.out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_OTEL_", "TRACELOOP_"))}
-    env["PYTHONHASHSEED"] = "0"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["BENCH_CALLGRIND_ON"] = "1"
-    cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-           "--dump-line=no",
-           python, str(Path(__file__).resolve()), "--inner", variant, mode, str(n), str(warmup)]  # fmt: skip
-    # cwd=/ so that peers' venvs cannot import llm_otel from the work tree
-    proc = subprocess.run(cmd, cwd="/", env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{variant}/{mode}/{n} failed:\n{proc.stderr[-3000:]}")
-    text = out.read_text()
-    m = re.search(r"^totals:\s*(\d+)", text, re.M) or re.search(r"^summary:\s*(\d+)", text, re.M)
-    if not m:
-        raise RuntimeError(f"no totals in {out}")
-    return int(m.group(1))
-
-
-def measure(
-    variants: list[str], modes: list[str], peers_dir: Path, jobs: int
-) -> dict[tuple[str, str], float]:
-    tmp = Path(tempfile.mkdtemp(prefix="llm-otel-cg-"))
-    tasks = []
-    for variant in variants:
-        for mode in modes:
-            warmup, n1, n2 = COUNTS[mode]
-            for n in (n1, n2):
-                tasks.append((variant, mode, n, warmup))
-    # longest first (streams), so the pool ends together
-    tasks.sort(key=lambda t: (t[1] != "stream", -t[2]))
-    totals: dict[tuple[str, str, int], int] = {}
-
-    def run(task: tuple[str, str, int, int]) -> None:
-        variant, mode, n, warmup = task
-        t0 = time.monotonic()
-        python = _python_for(variant, peers_dir)
-        totals[(variant, mode, n)] = _callgrind(python, variant, mode, n, warmup, tmp)
-        print(f"  {variant:22s} {mode:9s} n={n:<5d} Ir={totals[(variant, mode, n)]:>14,d} "
-              f"({time.monotonic() - t0:.0f}s)", file=sys.stderr, flush=True)  # fmt: skip
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(run, tasks))
-    result = {}
-    for variant in variants:
-        for mode in modes:
-            _, n1, n2 = COUNTS[mode]
-            result[(variant, mode)] = (totals[(variant, mode, n2)] - totals[(variant, mode, n1)]) / (n2 - n1)
-    return result
-
-
-def _m(x: float | None) -> str:
-    return "n/a" if x is None else f"{x / 1e6:.3f} M"
-
-
-def table(per_call: dict[tuple[str, str], float], variants: list[str], modes: list[str]) -> str:
-    lines = ["| variant | mode | instructions / call | added vs baseline | added / bare_span added |",
-             "|---|---|---:|---:|---:|"]  # fmt: skip
-    for mode in modes:
-        base = per_call.get(("baseline", mode))
-        bare = per_call.get(("bare_span", mode))
-        bare_added = bare - base if bare is not None and base is not None else None
-        for variant in variants:
-            v = per_call[(variant, mode)]
-            added = v - base if base is not None else None
-            ratio = f"{added / bare_added:.2f}x" if added is not None and bare_added else "n/a"
-            label = mode if mode == "nonstream" else f"stream ({STREAM_CONTENT_CHUNKS} chunks)"
-            lines.append(f"| {variant} | {label} | {_m(v)} | {_m(added)} | {ratio} |")
-    return "\n".join(lines)
+def _mode_label(mode: str) -> str:
+    return mode if mode == "nonstream" else f"stream ({STREAM_CONTENT_CHUNKS} chunks)"
 
 
 def breakdown(per_call: dict[tuple[str, str], float], modes: list[str]) -> str:
@@ -489,8 +375,7 @@ def breakdown(per_call: dict[tuple[str, str], float], modes: list[str]) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--inner":
-        inner(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    if inner_main(sys.argv, _workload):
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--peers-dir", default="/tmp/llm-otel-bench", type=Path)
@@ -502,11 +387,15 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     modes = [m for m in args.modes.split(",") if m]
     run_variants = variants + (PROFILE_VARIANTS if args.profile else [])
-    per_call = measure(run_variants, modes, args.peers_dir, args.jobs)
+    per_call = measure(
+        Path(__file__).resolve(), run_variants, modes, COUNTS, args.jobs,
+        python_for=lambda variant: _python_for(variant, args.peers_dir),
+    )  # fmt: skip
     OUT.mkdir(exist_ok=True)
     md = ["# llm-otel per-call overhead (callgrind instructions)", "",
           f"python {sys.version.split()[0]}; counts (warm-up, N1, N2): {COUNTS}; "
-          f"targets for llm_otel added: {TARGETS}", "", table(per_call, variants, modes)]  # fmt: skip
+          f"targets for llm_otel added: {TARGETS}", "",
+          table(per_call, variants, modes, _mode_label)]  # fmt: skip
     if args.profile:
         md += ["", "## llm_otel breakdown (cumulative ablations)", "", breakdown(per_call, modes)]
     md += ["", "raw per-call: " + json.dumps({f"{v}/{m}": round(x) for (v, m), x in per_call.items()})]
