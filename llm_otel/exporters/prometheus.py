@@ -240,13 +240,13 @@ class PrometheusMetricsProcessor(SpanProcessor):
         if start is not None and end is not None:
             series.duration((end - start) / 1e9)
         kids = series.kids
-        cost = _amount(get(sc.USAGE_COST))
-        if cost is not None:
+        cost = get(sc.USAGE_COST)
+        if cost.__class__ is float and cost >= 0:  # absent when unpriced; NaN fails the comparison
             (kids.get("cost") or self._kid(series, "cost"))(cost)
         if get(sc.PRICING_STATUS) == _UNPRICED:
             (kids.get("unpriced") or self._kid(series, "unpriced"))(1)
-        ttfc = _amount(get(sc.RESPONSE_TIME_TO_FIRST_CHUNK))
-        if ttfc is not None:
+        ttfc = get(sc.RESPONSE_TIME_TO_FIRST_CHUNK)
+        if ttfc.__class__ is float and ttfc >= 0:
             (kids.get("ttfc") or self._kid(series, "ttfc"))(ttfc)
 
         inp = _amount(get(sc.USAGE_INPUT_TOKENS))
@@ -257,8 +257,8 @@ class PrometheusMetricsProcessor(SpanProcessor):
             (kids.get("t:output") or self._kid(series, "t:output"))(out)
         latest = series.inference  # newest conventions and an inference operation
         for attr, own_kid, usage_kid in _DETAIL_TOKENS:
-            value = _amount(get(attr))
-            if value:  # a subset count of 0 adds nothing: skip the write
+            value = get(attr)
+            if value and value.__class__ is int and value > 0:  # a subset count of 0 adds nothing
                 (kids.get(own_kid) or self._kid(series, own_kid))(value)
                 if latest:
                     (kids.get(usage_kid) or self._kid(series, usage_kid))(value)
