@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from .config import Settings
+from .content import max_chars_from_env
 from .errors import ConfigError
 from .instrumentors._call import Telemetry
 from .instrumentors._setup import make_tracer
@@ -150,12 +151,10 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
         tracer=make_tracer(provider),
         prices=prices,
         capture=settings.capture_content,
+        max_chars=max_chars_from_env(),
         inject_stream_usage=settings.inject_stream_usage,
         provider_hosts=settings.provider_hosts,
     )
-    from .content import max_chars_from_env
-
-    telemetry.max_chars = max_chars_from_env()
     instrumentors = _start_instrumentors(settings, provider, telemetry)
     handle = Instrumentation(settings, provider, owns, telemetry, processors, metrics_server, instrumentors)
     atexit.register(handle.shutdown)

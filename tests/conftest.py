@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -80,25 +81,23 @@ def telemetry() -> Telemetry:
     )
 
 
-@pytest.fixture
-def openai_instrumented(telemetry: Telemetry, spans: SpanReader) -> Iterator[Telemetry]:
-    from llm_otel.instrumentors.openai import OpenAIInstrumentor
-
-    instrumentor = OpenAIInstrumentor()
+def _instrumented(instrumentor: Any, telemetry: Telemetry) -> Iterator[Telemetry]:
     instrumentor.instrument(tracer_provider=_PROVIDER, llm_otel_telemetry=telemetry)
     try:
         yield telemetry
     finally:
         instrumentor.uninstrument()
+
+
+@pytest.fixture
+def openai_instrumented(telemetry: Telemetry, spans: SpanReader) -> Iterator[Telemetry]:
+    from llm_otel.instrumentors.openai import OpenAIInstrumentor
+
+    yield from _instrumented(OpenAIInstrumentor(), telemetry)
 
 
 @pytest.fixture
 def ollama_instrumented(telemetry: Telemetry, spans: SpanReader) -> Iterator[Telemetry]:
     from llm_otel.instrumentors.ollama import OllamaInstrumentor
 
-    instrumentor = OllamaInstrumentor()
-    instrumentor.instrument(tracer_provider=_PROVIDER, llm_otel_telemetry=telemetry)
-    try:
-        yield telemetry
-    finally:
-        instrumentor.uninstrument()
+    yield from _instrumented(OllamaInstrumentor(), telemetry)

@@ -36,6 +36,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from ..config import parse_url
 from ..errors import ConfigError
 from ..guard import report
 from ..semconv import SCOPE_NAME
@@ -75,21 +76,14 @@ def _check_number(setting: str, value: object, low: float, high: float, integer:
 
 
 def validate_url(url: object) -> str:
-    """The base URL, without trailing slash; ConfigError("cost_api_url") unless http(s)://host[:port][/path]."""
+    """The base URL, without trailing slash (``config.parse_url``), and nothing a bearer key could leak to."""
     if not isinstance(url, str) or not url.strip():
         raise ConfigError("cost_api_url", url, "must be an http:// or https:// URL")
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError("cost_api_url", url, "scheme must be http or https")
-    if not parts.hostname:
-        raise ConfigError("cost_api_url", url, "has no host")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise ConfigError("cost_api_url", url, f"bad port ({exc})") from exc
+    base = parse_url("cost_api_url", url.strip())
+    parts = urlsplit(base)
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigError("cost_api_url", url, "must not contain a query, fragment or credentials")
-    return url.strip().rstrip("/")
+    return base
 
 
 def _validate_key(api_key: object) -> str | None:

@@ -12,16 +12,15 @@ from typing import Any
 
 from opentelemetry import trace
 
+from .. import __version__
 from .. import semconv as sc
 from ..content import max_chars_from_env, parse_mode
 from ..sampling import record_dropped_spans
 from ._call import Telemetry
 
-VERSION = "0.1.0"
-
 
 def make_tracer(tracer_provider: Any = None) -> trace.Tracer:
-    tracer = trace.get_tracer(sc.SCOPE_NAME, VERSION, tracer_provider=tracer_provider)
+    tracer = trace.get_tracer(sc.SCOPE_NAME, __version__, tracer_provider=tracer_provider)
     record_dropped_spans(tracer)
     return tracer
 

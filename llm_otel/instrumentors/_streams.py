@@ -26,26 +26,22 @@ class Accumulator(Protocol):
     def outcome(self) -> Outcome: ...
 
 
-def _finish(call: GenAICall, acc: Accumulator, *, abandoned: bool) -> None:
-    if call.ended:
-        return
+def _outcome(acc: Accumulator) -> Outcome | None:
     try:
-        outcome: Outcome | None = acc.outcome()
+        return acc.outcome()
     except Exception as exc:
         guard.report("stream.outcome", exc)
-        outcome = None
-    call.end_ok(outcome, abandoned=abandoned)
+        return None
+
+
+def _finish(call: GenAICall, acc: Accumulator, *, abandoned: bool) -> None:
+    if not call.ended:
+        call.end_ok(_outcome(acc), abandoned=abandoned)
 
 
 def _fail(call: GenAICall, acc: Accumulator, exc: BaseException) -> None:
-    if call.ended:
-        return
-    try:
-        outcome: Outcome | None = acc.outcome()
-    except Exception as inner:
-        guard.report("stream.outcome", inner)
-        outcome = None
-    call.end_error(exc, outcome)
+    if not call.ended:
+        call.end_error(exc, _outcome(acc))
 
 
 class _ProxyBase(wrapt.ObjectProxy):  # type: ignore[misc]

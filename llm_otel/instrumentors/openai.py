@@ -170,7 +170,7 @@ class _Wrapping:
     def capture_input(self, call: GenAICall, ep: _Endpoint, kwargs: dict[str, Any]) -> None:
         try:
             limit = self.t.max_chars
-            if ep.stream == "responses" or ep.request is req.responses_request:
+            if ep.request is req.responses_request:
                 messages, system = cc.responses_input(kwargs, limit)
                 cc.record_input(call, messages, system)
             elif ep.operation == sc.OP_TEXT_COMPLETION:
