@@ -1,5 +1,6 @@
-"""Real recorded Ollama traffic (tests/fixtures/realworld/ollama_*.json, from public VCR cassettes) replayed
-through the real ollama client: every span must carry exactly the facts derived from the recorded bodies."""
+"""Real recorded Ollama traffic (shared/realworld/ollama_*.json beside the checkout, from public VCR
+cassettes) replayed through the real ollama client: every span must carry exactly
+the facts derived from the recorded bodies."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import httpx
 import ollama
 import pytest
 from opentelemetry.trace import StatusCode
+from realworld import exchange_params
 
 from llm_otel import semconv as sc
 
-REALWORLD = Path(__file__).parent / "fixtures" / "realworld"
-EXCHANGES = sorted(REALWORLD.glob("ollama_*.json"))
+EXCHANGES = exchange_params("ollama_")
 TIMINGS = {
     "total_duration": sc.OLLAMA_TOTAL_DURATION,
     "load_duration": sc.OLLAMA_LOAD_DURATION,
@@ -77,7 +78,7 @@ def _check(span: Any, facts: dict[str, Any], raised: BaseException | None) -> No
         assert sc.RESPONSE_TIME_TO_FIRST_CHUNK in attrs
 
 
-@pytest.mark.parametrize("path", EXCHANGES, ids=[p.stem for p in EXCHANGES])
+@pytest.mark.parametrize("path", EXCHANGES)
 def test_replay_sync(ollama_instrumented: Any, spans: Any, path: Path) -> None:
     exchange = json.loads(path.read_text())
     method, kwargs = _call_args(exchange)
@@ -93,7 +94,7 @@ def test_replay_sync(ollama_instrumented: Any, spans: Any, path: Path) -> None:
     _check(spans.one(), exchange["facts"], raised)
 
 
-@pytest.mark.parametrize("path", EXCHANGES, ids=[p.stem for p in EXCHANGES])
+@pytest.mark.parametrize("path", EXCHANGES)
 async def test_replay_async(ollama_instrumented: Any, spans: Any, path: Path) -> None:
     exchange = json.loads(path.read_text())
     method, kwargs = _call_args(exchange)

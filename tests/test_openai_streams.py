@@ -209,15 +209,13 @@ def test_responses_stream_break(openai_instrumented: Any, spans: Any, client: op
 
 def test_server_ignoring_include_usage_leaves_tokens_unset(openai_instrumented: Any, spans: Any) -> None:
     """Replay a real recorded stream that carries no usage chunk: tokens stay unset, nothing is guessed."""
-    import json
-    from pathlib import Path
 
     from tests_support import client_http_module
 
     httpx2 = client_http_module()
-    body = json.loads(
-        (Path(__file__).parent / "fixtures/realworld/openai_chat_stream_no_usage.json").read_text()
-    )["response"]["body"]
+    from realworld import load_exchange
+
+    body = load_exchange("openai_chat_stream_no_usage.json")["response"]["body"]
     transport = httpx2.MockTransport(
         lambda request: httpx2.Response(
             200, headers={"content-type": "text/event-stream"}, content=body.encode()

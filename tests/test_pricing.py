@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from realworld import load_exchange
 
 from llm_otel.errors import ConfigError
 from llm_otel.pricing import Cost, Price, PriceTable
 
-REALWORLD = Path(__file__).parent / "fixtures" / "realworld"
 BUNDLED = "bundled:2026-11-01:"
 
 
@@ -28,7 +28,7 @@ def table() -> PriceTable:
 
 def usage_of(name: str) -> tuple[str, dict[str, Any]]:
     """(response model, usage block) of a recorded OpenAI chat response."""
-    body = json.loads(json.loads((REALWORLD / name).read_text())["response"]["body"])
+    body = json.loads(load_exchange(name)["response"]["body"])
     return body["model"], body["usage"]
 
 

@@ -1,5 +1,6 @@
-"""Real recorded OpenAI traffic (tests/fixtures/realworld, from public VCR cassettes) replayed through the
-real openai client: every span must carry exactly the facts derived from the recorded bodies."""
+"""Real recorded OpenAI traffic (shared/realworld beside the checkout, from public VCR cassettes) replayed
+through the real openai client: every span must carry exactly
+the facts derived from the recorded bodies."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from typing import Any
 import openai
 import pytest
 from opentelemetry.trace import StatusCode
+from realworld import exchange_params
 from tests_support import HAS_RESPONSES, client_http_module
 
 from llm_otel import semconv as sc
 
 httpx2 = client_http_module()  # httpx2 for openai 3.x, httpx for 1.x/2.x
 
-REALWORLD = Path(__file__).parent / "fixtures" / "realworld"
-EXCHANGES = sorted(REALWORLD.glob("openai_*.json"))
+EXCHANGES = exchange_params("openai_")
 
 
 def _client(exchange: dict[str, Any], is_async: bool) -> Any:
@@ -76,7 +77,7 @@ async def _run(exchange: dict[str, Any], is_async: bool) -> list[Any]:
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
-@pytest.mark.parametrize("path", EXCHANGES, ids=[p.stem for p in EXCHANGES])
+@pytest.mark.parametrize("path", EXCHANGES)
 async def test_replayed_exchange(openai_instrumented: Any, spans: Any, path: Path, is_async: bool) -> None:
     exchange = json.loads(path.read_text())
     facts = exchange["facts"]
