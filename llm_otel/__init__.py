@@ -12,7 +12,6 @@ cost records leave the process in ``llm_otel/exporters/cost_api.py``.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -29,57 +28,24 @@ _lock = threading.Lock()
 _handle: Any = None
 
 
-def instrument(
-    *,
-    service_name: str | None = None,
-    otlp_endpoint: str | None = None,
-    prometheus_port: Any = ...,
-    prometheus_host: str | None = None,
-    cost_api_url: str | None = None,
-    cost_api_key: str | None = None,
-    organization_id: str | None = None,
-    spool_path: str | os.PathLike[str] | None = None,
-    capture_content: Any = None,
-    prices: Any = None,
-    instrumentors: Any = None,
-    tracer_provider: Any = None,
-    model_aliases: dict[str, str] | None = None,
-    provider_hosts: Any = None,
-    label_tags: Any = None,
-    max_model_labels: int | None = None,
-    inject_stream_usage: bool | None = None,
-) -> Instrumentation:
+def instrument(*, tracer_provider: Any = None, **options: Any) -> Instrumentation:
     """Instrument every installed supported client library. Idempotent: a second call returns the handle.
 
-    Every keyword has an environment variable (see README); the keyword wins. Invalid values raise
-    :class:`ConfigError` here, never later inside an LLM call.
+    ``options`` are the settings declared in :class:`llm_otel.config.Settings` (``service_name``,
+    ``otlp_endpoint``, ``prometheus_port``, ``cost_api_url``, ``capture_content``, ``prices``, ...; the
+    README lists them with their environment variables). A keyword wins over its environment variable;
+    ``None`` means "not given". ``tracer_provider`` is an SDK provider to add llm-otel's processors to
+    (default: the global one if it is an SDK provider, else a new one). An unknown keyword or invalid value
+    raises :class:`ConfigError` here, never later inside an LLM call.
     """
     global _handle
-    from .config import _UNSET, Settings
+    from .config import Settings
     from .pipeline import build
 
     with _lock:
         if _handle is not None:
             return _handle  # type: ignore[no-any-return]
-        settings = Settings.resolve(
-            service_name=service_name,
-            otlp_endpoint=otlp_endpoint,
-            prometheus_port=_UNSET if prometheus_port is ... else prometheus_port,
-            prometheus_host=prometheus_host,
-            cost_api_url=cost_api_url,
-            cost_api_key=cost_api_key,
-            organization_id=organization_id,
-            spool_path=spool_path,
-            capture_content=capture_content,
-            prices=prices,
-            instrumentors=instrumentors,
-            model_aliases=model_aliases,
-            provider_hosts=provider_hosts,
-            label_tags=label_tags,
-            max_model_labels=max_model_labels,
-            inject_stream_usage=inject_stream_usage,
-        )
-        _handle = build(settings, tracer_provider)
+        _handle = build(Settings.resolve(**options), tracer_provider)
         return _handle  # type: ignore[no-any-return]
 
 

@@ -1,14 +1,17 @@
-"""Settings of ``instrument()``: keyword wins over environment variable, every value validated once.
+"""Every setting of llm-otel, declared once: keyword, environment variables, default and validation.
 
-A bad value raises :class:`llm_otel.ConfigError` naming the setting and the value at start-up, so that
-nothing can fail later inside a user's LLM call.
+``instrument(**options)`` and an instrumentor used on its own (``OpenAIInstrumentor().instrument()``,
+``opentelemetry-instrument``) both resolve through :meth:`Settings.resolve`, so the same environment gives
+the same behaviour either way. A keyword wins over its environment variables; an unknown keyword or a bad
+value raises :class:`llm_otel.ConfigError` naming the setting, at start-up, never inside an LLM call.
+This is the only module that reads the process environment.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,14 +20,22 @@ from .content import CaptureMode, parse_mode
 from .errors import ConfigError
 
 KNOWN_INSTRUMENTORS = ("openai", "ollama")
+#: ``OTEL_SEMCONV_STABILITY_OPT_IN`` value that switches metrics to the newest GenAI convention names.
+LATEST_SEMCONV_OPT_IN = "gen_ai_latest_experimental"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-_UNSET: Any = object()
 
 
-def parse_bool(setting: str, value: Any, default: bool) -> bool:
-    if value is None:
-        return default
+def env(name: str) -> str | None:
+    """A non-empty environment variable, else None."""
+    value = os.environ.get(name)
+    return value if value else None
+
+
+# -- value parsers: (setting name as the user wrote it, raw value) -> validated value ----------------------
+
+
+def parse_bool(setting: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -35,15 +46,16 @@ def parse_bool(setting: str, value: Any, default: bool) -> bool:
     raise ConfigError(setting, value, "expected true or false")
 
 
-def parse_url(setting: str, value: str) -> str:
-    parts = urlsplit(value)
+def parse_url(setting: str, value: Any) -> str:
+    text = str(value).strip()
+    parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(setting, value, "expected an http:// or https:// URL with a host")
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
         raise ConfigError(setting, value, str(exc)) from None
-    return value.rstrip("/")
+    return text.rstrip("/")
 
 
 def parse_port(setting: str, value: Any) -> int:
@@ -58,7 +70,63 @@ def parse_port(setting: str, value: Any) -> int:
     return port
 
 
-def parse_provider_hosts(value: Any) -> dict[Any, str]:
+def parse_host(setting: str, value: Any) -> str:
+    host = str(value).strip()
+    if not host or any(c.isspace() for c in host) or "/" in host:
+        raise ConfigError(setting, value, "expected a host name or IP address")
+    return host
+
+
+def parse_positive_int(setting: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(setting, value, "expected a positive integer") from None
+    if number < 1 or isinstance(value, bool):
+        raise ConfigError(setting, value, "expected a positive integer")
+    return number
+
+
+def parse_text(setting: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(setting, value, "expected a string")
+    return value
+
+
+def parse_path(setting: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ConfigError(setting, value, "expected a file path")
+    return str(Path(value).expanduser())
+
+
+def parse_otlp_protocol(setting: str, value: Any) -> str:
+    if value not in ("http/protobuf", "grpc"):
+        raise ConfigError(setting, value, "expected http/protobuf or grpc")
+    return str(value)
+
+
+def parse_capture(setting: str, value: Any) -> CaptureMode:
+    return parse_mode(value)
+
+
+def parse_instrumentors(setting: str, value: Any) -> tuple[str, ...]:
+    listed = [n.strip() for n in value.split(",")] if isinstance(value, str) else [str(n) for n in value]
+    listed = [n for n in listed if n]
+    for name in listed:
+        if name not in KNOWN_INSTRUMENTORS:
+            raise ConfigError(
+                setting, value, f"unknown instrumentor {name!r}; known: {', '.join(KNOWN_INSTRUMENTORS)}"
+            )
+    return tuple(listed)
+
+
+def parse_model_aliases(setting: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(setting, value, "expected a mapping deployment -> model")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def parse_provider_hosts(setting: str, value: Any) -> dict[Any, str]:
     """``"host=provider,host:port=provider"`` or a mapping -> {host or (host, port): provider}."""
     if not value:
         return {}
@@ -71,153 +139,168 @@ def parse_provider_hosts(value: Any) -> dict[Any, str]:
             if not entry.strip():
                 continue
             if "=" not in entry:
-                raise ConfigError("provider_hosts", value, f"entry {entry!r} is not host[:port]=provider")
+                raise ConfigError(setting, value, f"entry {entry!r} is not host[:port]=provider")
             host, provider = entry.split("=", 1)
             items.append((host.strip(), provider.strip()))
     out: dict[Any, str] = {}
     for host, provider in items:
         if not host or not provider:
-            raise ConfigError("provider_hosts", value, "empty host or provider")
+            raise ConfigError(setting, value, "empty host or provider")
         if ":" in host and not host.startswith("["):
             name, port = host.rsplit(":", 1)
-            out[(name, parse_port("provider_hosts", port))] = provider
+            out[(name, parse_port(setting, port))] = provider
         else:
             out[host] = provider
     return out
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else None
+def parse_label_tags(setting: str, value: Any) -> tuple[str, ...]:
+    listed = [t.strip() for t in value.split(",")] if isinstance(value, str) else [str(t) for t in value]
+    for tag in listed:
+        if tag and not tag.isidentifier():
+            raise ConfigError(setting, value, f"tag {tag!r} is not an identifier")
+    return tuple(t for t in listed if t)
+
+
+def parse_content_max_chars(setting: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(setting, value, "expected a number of characters (0 or more)") from None
+    if number < 0 or isinstance(value, bool):
+        raise ConfigError(setting, value, "expected a number of characters (0 or more)")
+    return number
+
+
+def parse_opt_in(setting: str, value: Any) -> bool:
+    """``OTEL_SEMCONV_STABILITY_OPT_IN`` is a comma-separated list; a bool keyword is taken as it is."""
+    if isinstance(value, bool):
+        return value
+    return LATEST_SEMCONV_OPT_IN in {part.strip() for part in str(value).split(",")}
+
+
+def _keep(setting: str, value: Any) -> Any:
+    """Validated later by its consumer (the price table loads the file and names this setting)."""
+    return value
+
+
+def option(default: Any, *env_vars: str, parse: Callable[[str, Any], Any], factory: bool = False) -> Any:
+    """Declare one setting: its default, the environment variables read for it (first set wins) and its
+    parser. The field name is the ``instrument()`` keyword."""
+    meta = {"env": env_vars, "parse": parse}
+    if factory:
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# -- defaults that depend on the platform -------------------------------------------------------------------
+
+
+def default_spool_path() -> str:
+    """``$XDG_DATA_HOME/llm-otel/spool.sqlite`` (else ``~/.local/share``; ``%LOCALAPPDATA%`` on Windows)."""
+    local = env("LOCALAPPDATA")
+    if os.name == "nt" and local:
+        base = Path(local)
+    else:
+        xdg = env("XDG_DATA_HOME")
+        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return str(base / "llm-otel" / "spool.sqlite")
+
+
+def prometheus_multiprocess_dir() -> str | None:
+    """prometheus-client's multiprocess directory, if that mode is on (read where metrics are served, which
+    may be a pre-fork master that never calls ``instrument()``)."""
+    return env("PROMETHEUS_MULTIPROC_DIR") or env("prometheus_multiproc_dir")
+
+
+def latest_semconv_from_env() -> bool:
+    raw = env("OTEL_SEMCONV_STABILITY_OPT_IN")
+    return parse_opt_in("OTEL_SEMCONV_STABILITY_OPT_IN", raw) if raw else False
 
 
 @dataclass
 class Settings:
-    service_name: str | None = None
-    otlp_endpoint: str | None = None
-    otlp_protocol: str = "http/protobuf"
-    otlp_from_env: bool = False
-    prometheus_host: str = "127.0.0.1"
-    prometheus_port: int = 9464
-    cost_api_url: str | None = None
-    cost_api_key: str | None = None
-    organization_id: str | None = None
-    spool_path: str | None = None
-    capture_content: CaptureMode = CaptureMode.NO_CONTENT
-    prices: Any = None
-    instrumentors: tuple[str, ...] = KNOWN_INSTRUMENTORS
-    model_aliases: dict[str, str] = field(default_factory=dict)
-    provider_hosts: dict[Any, str] = field(default_factory=dict)
-    label_tags: tuple[str, ...] = ()
-    max_model_labels: int = 200
-    inject_stream_usage: bool = True
+    """Resolved settings. Field name = ``instrument()`` keyword; see :func:`option` for the rest."""
+
+    service_name: str | None = option(None, "OTEL_SERVICE_NAME", parse=parse_text)
+    otlp_endpoint: str | None = option(
+        None, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", parse=parse_url
+    )
+    otlp_protocol: str = option(
+        "http/protobuf",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        parse=parse_otlp_protocol,
+    )
+    prometheus_host: str = option("127.0.0.1", "OTEL_EXPORTER_PROMETHEUS_HOST", parse=parse_host)
+    prometheus_port: int = option(9464, "OTEL_EXPORTER_PROMETHEUS_PORT", parse=parse_port)
+    cost_api_url: str | None = option(None, "LLM_OTEL_COST_API_URL", parse=parse_url)
+    cost_api_key: str | None = option(None, "LLM_OTEL_COST_API_KEY", parse=parse_text)
+    organization_id: str | None = option(None, "LLM_OTEL_ORGANIZATION_ID", parse=parse_text)
+    spool_path: str | None = option(None, "LLM_OTEL_SPOOL_PATH", parse=parse_path)
+    capture_content: CaptureMode = option(
+        CaptureMode.NO_CONTENT, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", parse=parse_capture
+    )
+    content_max_chars: int = option(16_384, "LLM_OTEL_CONTENT_MAX_CHARS", parse=parse_content_max_chars)
+    prices: Any = option(None, "LLM_OTEL_PRICES", parse=_keep)
+    instrumentors: tuple[str, ...] = option(
+        KNOWN_INSTRUMENTORS, "LLM_OTEL_INSTRUMENTORS", parse=parse_instrumentors
+    )
+    model_aliases: dict[str, str] = option(dict, parse=parse_model_aliases, factory=True)
+    provider_hosts: dict[Any, str] = option(
+        dict, "LLM_OTEL_PROVIDER_HOSTS", parse=parse_provider_hosts, factory=True
+    )
+    label_tags: tuple[str, ...] = option((), "LLM_OTEL_PROMETHEUS_LABEL_TAGS", parse=parse_label_tags)
+    max_model_labels: int = option(200, "LLM_OTEL_MAX_MODEL_LABELS", parse=parse_positive_int)
+    inject_stream_usage: bool = option(True, "LLM_OTEL_STREAM_USAGE", parse=parse_bool)
+    latest_semconv: bool = option(False, "OTEL_SEMCONV_STABILITY_OPT_IN", parse=parse_opt_in)
+    #: Where each value came from: the keyword, or the environment variable's name (absent = default).
+    sources: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def resolve(
-        cls,
-        *,
-        service_name: str | None = None,
-        otlp_endpoint: str | None = None,
-        prometheus_port: Any = _UNSET,
-        prometheus_host: str | None = None,
-        cost_api_url: str | None = None,
-        cost_api_key: str | None = None,
-        organization_id: str | None = None,
-        spool_path: str | os.PathLike[str] | None = None,
-        capture_content: Any = None,
-        prices: Any = None,
-        instrumentors: Any = None,
-        model_aliases: Mapping[str, str] | None = None,
-        provider_hosts: Any = None,
-        label_tags: Any = None,
-        max_model_labels: int | None = None,
-        inject_stream_usage: bool | None = None,
-    ) -> Settings:
-        s = cls()
-        s.service_name = service_name or _env("OTEL_SERVICE_NAME")
+    def names(cls) -> tuple[str, ...]:
+        """The keywords ``instrument()`` accepts besides ``tracer_provider``."""
+        return tuple(f.name for f in fields(cls) if "parse" in f.metadata)
 
-        protocol = _env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or _env("OTEL_EXPORTER_OTLP_PROTOCOL")
-        if protocol is not None:
-            if protocol not in ("http/protobuf", "grpc"):
-                raise ConfigError("OTEL_EXPORTER_OTLP_PROTOCOL", protocol, "expected http/protobuf or grpc")
-            s.otlp_protocol = protocol
-        if otlp_endpoint:
-            s.otlp_endpoint = parse_url("otlp_endpoint", otlp_endpoint)
-        else:
-            traces = _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            generic = _env("OTEL_EXPORTER_OTLP_ENDPOINT")
-            if traces:
-                s.otlp_endpoint = parse_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces)
-                s.otlp_from_env = True
-            elif generic:
-                s.otlp_endpoint = parse_url("OTEL_EXPORTER_OTLP_ENDPOINT", generic)
-                s.otlp_from_env = True
+    @classmethod
+    def resolve(cls, **options: Any) -> Settings:
+        """Keyword (if not None) > first set environment variable > default, each value validated."""
+        known = {f.name: f for f in fields(cls) if "parse" in f.metadata}
+        for name in options:
+            if name not in known:
+                raise ConfigError(name, options[name], f"unknown option; known: {', '.join(known)}")
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for name, f in known.items():
+            given = options.get(name)
+            if given is not None:
+                values[name] = f.metadata["parse"](name, given)
+                sources[name] = name
+                continue
+            for var in f.metadata["env"]:
+                raw = env(var)
+                if raw is not None:
+                    values[name] = f.metadata["parse"](var, raw)
+                    sources[name] = var
+                    break
+        settings = cls(**values, sources=sources)
+        settings._finish()
+        return settings
+
+    def _finish(self) -> None:
+        """Rules that tie settings together."""
+        # OTLP/HTTP: a base endpoint gets the traces path; the signal-specific variable is used as given.
         if (
-            s.otlp_endpoint
-            and s.otlp_protocol == "http/protobuf"
-            and not (s.otlp_from_env and _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-            and not s.otlp_endpoint.endswith("/v1/traces")
+            self.otlp_endpoint
+            and self.otlp_protocol == "http/protobuf"
+            and self.sources.get("otlp_endpoint") != "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+            and not self.otlp_endpoint.endswith("/v1/traces")
         ):
-            s.otlp_endpoint += "/v1/traces"
+            self.otlp_endpoint += "/v1/traces"
+        if self.cost_api_url and self.spool_path is None:
+            self.spool_path = default_spool_path()
 
-        if prometheus_port is _UNSET:
-            env_port = _env("OTEL_EXPORTER_PROMETHEUS_PORT")
-            s.prometheus_port = parse_port("OTEL_EXPORTER_PROMETHEUS_PORT", env_port) if env_port else 9464
-        else:
-            s.prometheus_port = parse_port("prometheus_port", prometheus_port)
-        host = prometheus_host or _env("OTEL_EXPORTER_PROMETHEUS_HOST") or "127.0.0.1"
-        if not host or any(c.isspace() for c in host) or "/" in host:
-            raise ConfigError("prometheus_host", host, "expected a host name or IP address")
-        s.prometheus_host = host
-
-        url = cost_api_url or _env("LLM_OTEL_COST_API_URL")
-        s.cost_api_url = parse_url("cost_api_url", url) if url else None
-        s.cost_api_key = cost_api_key or _env("LLM_OTEL_COST_API_KEY")
-        s.organization_id = organization_id or _env("LLM_OTEL_ORGANIZATION_ID")
-        spool = spool_path or _env("LLM_OTEL_SPOOL_PATH")
-        s.spool_path = str(Path(spool).expanduser()) if spool else None
-
-        s.capture_content = parse_mode(capture_content)
-        s.prices = prices if prices is not None else _env("LLM_OTEL_PRICES")
-
-        names = instrumentors if instrumentors is not None else _env("LLM_OTEL_INSTRUMENTORS")
-        if names is not None:
-            listed = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
-            listed = [n for n in listed if n]
-            for name in listed:
-                if name not in KNOWN_INSTRUMENTORS:
-                    raise ConfigError(
-                        "instrumentors",
-                        names,
-                        f"unknown instrumentor {name!r}; known: {', '.join(KNOWN_INSTRUMENTORS)}",
-                    )
-            s.instrumentors = tuple(listed)
-
-        if model_aliases is not None:
-            if not isinstance(model_aliases, Mapping):
-                raise ConfigError("model_aliases", model_aliases, "expected a mapping deployment -> model")
-            s.model_aliases = {str(k): str(v) for k, v in model_aliases.items()}
-        s.provider_hosts = parse_provider_hosts(
-            provider_hosts if provider_hosts is not None else _env("LLM_OTEL_PROVIDER_HOSTS")
-        )
-        tags = label_tags if label_tags is not None else _env("LLM_OTEL_PROMETHEUS_LABEL_TAGS")
-        if tags:
-            listed_tags = [t.strip() for t in tags.split(",")] if isinstance(tags, str) else list(tags)
-            for tag in listed_tags:
-                if not str(tag).isidentifier():
-                    raise ConfigError("label_tags", tags, f"tag {tag!r} is not an identifier")
-            s.label_tags = tuple(str(t) for t in listed_tags if t)
-        cap = max_model_labels if max_model_labels is not None else _env("LLM_OTEL_MAX_MODEL_LABELS")
-        if cap is not None:
-            try:
-                s.max_model_labels = int(cap)
-            except (TypeError, ValueError):
-                raise ConfigError("max_model_labels", cap, "expected a positive integer") from None
-            if s.max_model_labels < 1:
-                raise ConfigError("max_model_labels", cap, "expected a positive integer")
-        s.inject_stream_usage = parse_bool(
-            "inject_stream_usage",
-            inject_stream_usage if inject_stream_usage is not None else _env("LLM_OTEL_STREAM_USAGE"),
-            True,
-        )
-        return s
+    @property
+    def otlp_from_env(self) -> bool:
+        """The endpoint came from the standard OTEL_* variables (an app's own SDK setup may own them)."""
+        return self.sources.get("otlp_endpoint", "").startswith("OTEL_")

@@ -1,9 +1,10 @@
 """Opt-in capture of prompt and completion text (off by default).
 
-The mode comes from OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT (or ``instrument(capture_content=)``):
+The mode comes from ``instrument(capture_content=)`` or OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT:
 ``NO_CONTENT`` (default), ``SPAN_ONLY``, ``EVENT_ONLY``, ``SPAN_AND_EVENT``, case-insensitive. ``true`` is
 accepted as ``SPAN_ONLY`` because most existing docs use it; ``false`` means off; anything else means off
-with one warning. Captured text is bounded: each text part is cut at ``max_chars`` characters.
+with one warning. Captured text is bounded: each text part is cut at ``content_max_chars`` characters
+(``LLM_OTEL_CONTENT_MAX_CHARS``). Both are read and validated in ``config.py``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import os
 from typing import Any
 
 logger = logging.getLogger("llm_otel")
 
 ENV_CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-ENV_MAX_CHARS = "LLM_OTEL_CONTENT_MAX_CHARS"
-DEFAULT_MAX_CHARS = 16_384
 
 
 class CaptureMode(enum.Enum):
@@ -46,7 +44,7 @@ _ALIASES = {"true": CaptureMode.SPAN_ONLY, "false": CaptureMode.NO_CONTENT, "": 
 def parse_mode(value: str | bool | CaptureMode | None) -> CaptureMode:
     """Map a setting to a mode; unknown values fail closed (no content) with a warning."""
     if value is None:
-        value = os.environ.get(ENV_CAPTURE, "")
+        return CaptureMode.NO_CONTENT
     if isinstance(value, CaptureMode):
         return value
     if isinstance(value, bool):
@@ -59,16 +57,6 @@ def parse_mode(value: str | bool | CaptureMode | None) -> CaptureMode:
             return mode
     logger.warning("llm-otel: unknown %s value %r; message content will not be captured", ENV_CAPTURE, value)
     return CaptureMode.NO_CONTENT
-
-
-def max_chars_from_env() -> int:
-    raw = os.environ.get(ENV_MAX_CHARS)
-    if not raw:
-        return DEFAULT_MAX_CHARS
-    try:
-        return max(0, int(raw))
-    except ValueError:
-        return DEFAULT_MAX_CHARS
 
 
 def truncate(text: str, limit: int) -> str:

@@ -1,4 +1,4 @@
-"""What ``llm_otel.instrument()`` wires together (DESIGN.md §1).
+"""What ``llm_otel.instrument()`` wires together, from one resolved :class:`~llm_otel.config.Settings`.
 
 TracerProvider (the application's SDK provider if it set one, else a new global one) with:
   - an OTLP span exporter behind a BatchSpanProcessor, when asked for (keyword or standard OTEL_* vars);
@@ -20,7 +20,6 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from .config import Settings
-from .content import max_chars_from_env
 from .errors import ConfigError
 from .instrumentors._call import Telemetry
 from .instrumentors._setup import make_tracer
@@ -122,7 +121,11 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
         from .exporters.prometheus import PrometheusMetricsProcessor, start_metrics_server
 
         processors.append(
-            PrometheusMetricsProcessor(label_tags=settings.label_tags, max_models=settings.max_model_labels)
+            PrometheusMetricsProcessor(
+                label_tags=settings.label_tags,
+                max_models=settings.max_model_labels,
+                latest_semconv=settings.latest_semconv,
+            )
         )
         if settings.prometheus_port:
             metrics_server = start_metrics_server(settings.prometheus_host, settings.prometheus_port)
@@ -151,7 +154,7 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
         tracer=make_tracer(provider),
         prices=prices,
         capture=settings.capture_content,
-        max_chars=max_chars_from_env(),
+        max_chars=settings.content_max_chars,
         inject_stream_usage=settings.inject_stream_usage,
         provider_hosts=settings.provider_hosts,
     )
