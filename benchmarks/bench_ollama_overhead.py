@@ -2,9 +2,8 @@
 
 Workload: an ollama (0.4+) *sync* ``ollama.Client(host="http://127.0.0.1:11434", transport=...)`` (extra
 keywords go to ``httpx.Client``) whose HTTP goes to an in-process ``httpx.MockTransport`` answering
-``/api/chat`` with a fixed non-stream JSON chat response (``nonstream``, the body of
-shared/realworld/ollama_chat.json) or a 50-chunk NDJSON stream (``stream``, shaped on
-shared/realworld/ollama_chat_stream.json: 49 content chunks with ``done: false``, then a final ``done: true``
+``/api/chat`` with a fixed non-stream JSON chat response (``nonstream``) or a 50-chunk NDJSON stream
+(``stream``: 49 content chunks with ``done: false``, then a final ``done: true``
 chunk with done_reason, token counts and durations), behind an SDK TracerProvider + BatchSpanProcessor with
 a no-op exporter. Same method as bench_openai_overhead.py (shared harness in _callgrind.py): each variant in
 its own process, twice under callgrind (W warm-up + N1 calls, W + N2 calls), per-call instructions
@@ -40,7 +39,9 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 HOST = "http://127.0.0.1:11434"
 MODEL = "llama3"
-STREAM_CHUNKS = 50  # 49 content chunks + the final done chunk, as in shared/realworld/ollama_chat_stream.json
+STREAM_CHUNKS = 50  # 49 content chunks + the final done chunk
+#: The non-stream answer: our own text, 256 characters with blank lines and "quotes" like a chat reply.
+REPLY_TEXT = ('A benchmark answer.\n\nIt is "about" as long as a short chat reply. ' * 6)[:256]
 #: (warm-up, N1, N2) per mode, as in bench_openai_overhead.py.
 COUNTS = {"nonstream": (50, 100, 500), "stream": (20, 10, 60)}
 #: plain timed loops: (warm-up, calls per loop) per mode; the number of loops is --wall-reps.
@@ -53,17 +54,14 @@ WALL_VARIANTS = ["baseline", "llm_otel"]
 # The workload (runs inside the measured process)
 # ----------------------------------------------------------------------------------------------------
 def _chat_body() -> bytes:
-    """The response body of shared/realworld/ollama_chat.json (ollama 0.1.x-era llama3 answer)."""
+    """A non-stream /api/chat body with the fields an Ollama server sends (our own short answer)."""
     return json.dumps(
         {
             "model": MODEL,
             "created_at": "2024-05-24T20:01:31.01558Z",
             "message": {
                 "role": "assistant",
-                "content": "A joke about OpenTelemetry!\n\nWhy did the OpenTelemetry agent go to therapy?\n\n"
-                "Because it was struggling to \"instrument\" its feelings and had a lot of \"traces\" of "
-                "anxiety!\n\n(Sorry, I know it's a bit of a \"stretch\", but I hope it brings a smile to "
-                "your face!)",
+                "content": REPLY_TEXT,
             },
             "done_reason": "stop",
             "done": True,
@@ -79,7 +77,7 @@ def _chat_body() -> bytes:
 
 
 def _stream_body() -> bytes:
-    """NDJSON shaped on shared/realworld/ollama_chat_stream.json: 49 content chunks, then the done chunk."""
+    """NDJSON as Ollama streams it: 49 content chunks, then the done chunk with usage and durations."""
     lines = []
     for i in range(STREAM_CHUNKS - 1):
         lines.append(

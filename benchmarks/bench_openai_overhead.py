@@ -62,7 +62,7 @@ PROFILE_VARIANTS = [
 def _completion_body() -> bytes:
     return json.dumps(
         {
-            "id": "chatcmpl-ASYMQRl3A3DXL9FWCK9tnGRcKIO7q",
+            "id": "chatcmpl-benchNonStream000000000000000",
             "object": "chat.completion",
             "created": 1731368630,
             "model": RESPONSE_MODEL,
@@ -86,19 +86,19 @@ def _completion_body() -> bytes:
                     "rejected_prediction_tokens": 0,
                 },
             },
-            "system_fingerprint": "fp_0ba0d124f1",
+            "system_fingerprint": "fp_be11c0ffee",
         }
     ).encode()
 
 
 def _stream_body() -> bytes:
-    """Shaped on shared/realworld/openai_chat_stream_usage.json (same chunk fields), 50 content chunks."""
+    """The chunk fields OpenAI streams, 50 content chunks (our own text and ids)."""
     base = {
-        "id": "chatcmpl-ASYMZ4oSykiIFK4lXLReDiKyAjsQl",
+        "id": "chatcmpl-benchStream000000000000000000",
         "object": "chat.completion.chunk",
         "created": 1731368639,
         "model": RESPONSE_MODEL,
-        "system_fingerprint": "fp_0ba0d124f1",
+        "system_fingerprint": "fp_be11c0ffee",
     }
     events = []
     for i in range(STREAM_CONTENT_CHUNKS):
