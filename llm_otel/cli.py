@@ -28,7 +28,7 @@ def _since(value: str, now: datetime) -> datetime:
     match = _DURATION.fullmatch(value.strip())
     if match:
         return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    from .costapi.validation import parse_time
+    from .cost_server.validation import parse_time
 
     try:
         return parse_time(value)
@@ -37,7 +37,7 @@ def _since(value: str, now: datetime) -> datetime:
 
 
 def _cmd_cost_api(args: argparse.Namespace) -> int:
-    from .costapi import make_server
+    from .cost_server import make_server
 
     key = os.environ.get(KEY_ENV) or None
     if key is None and not args.no_auth:

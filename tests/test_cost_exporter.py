@@ -21,14 +21,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Tracer
 
-from llm_otel.costapi import CostAPIServer, make_server
+from llm_otel.cost_server import CostAPIServer, make_server
 from llm_otel.errors import ConfigError
-from llm_otel.exporters.cost_api import (
-    CostRecordProcessor,
-    build_cost_processor,
-    parse_retry_after,
-)
-from llm_otel.exporters.spool import count_records
+from llm_otel.exporters.cost import CostRecordProcessor, build_cost_processor
+from llm_otel.exporters.cost.spool import count_records
+from llm_otel.exporters.cost.transport import parse_retry_after
 from llm_otel.metrics_registry import REGISTRY
 from llm_otel.semconv import SCOPE_NAME
 
@@ -404,7 +401,7 @@ def test_unusable_spool_path_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_default_spool_path_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from llm_otel.exporters.spool import default_spool_path
+    from llm_otel.exporters.cost.spool import default_spool_path
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert default_spool_path() == tmp_path / "llm-otel" / "spool.sqlite"

@@ -1,4 +1,4 @@
-"""Span -> cost record mapping (DESIGN.md §6 field by field)."""
+"""Span -> cost record mapping, field by field, and every mapped record passes the server's validation."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from llm_otel.costapi.validation import validate
-from llm_otel.exporters.cost_records import cost_string, rfc3339_utc, span_to_record
+from llm_otel.cost_server.validation import validate
+from llm_otel.exporters.cost.records import cost_string, rfc3339_utc, span_to_record
 from llm_otel.semconv import SCOPE_NAME
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-from .. import semconv
+from ... import semconv
 
 #: organization_id when neither the settings nor the resource name one (the field is a required string).
 DEFAULT_ORGANIZATION_ID = "default"

@@ -1,10 +1,11 @@
-"""Cost records: span processor (application thread) -> spool (disk) -> cost API (HTTP), exactly once.
+"""The cost API exporter: queue (memory) -> spool (disk) -> cost API (HTTP), exactly once.
 
 Three stages, three threads, so that no stage can slow the one before it:
 
-1. ``CostRecordProcessor.on_end`` (application thread) only checks the instrumentation scope and appends
-   the finished span to an in-memory deque. It sees recorded-but-unsampled spans too (the SDK calls
-   ``on_end`` for every recording span; only ``BatchSpanProcessor`` looks at the sampled flag).
+1. ``CostRecordProcessor.on_end`` (application thread, ``processor.py``) only checks the instrumentation
+   scope and appends the finished span to this exporter's in-memory deque. It sees recorded-but-unsampled
+   spans too (the SDK calls ``on_end`` for every recording span; only ``BatchSpanProcessor`` looks at the
+   sampled flag).
 2. The *spooler* thread wakes every 200 ms (or as soon as a batch is queued), maps spans to records and
    commits them to the SQLite spool in one transaction. Spans still in the deque are the only loss window
    on SIGKILL: at most ~200 ms of calls (or one batch, whichever comes first).
@@ -12,8 +13,8 @@ Three stages, three threads, so that no stage can slow the one before it:
    server acknowledged them. The server ignores repeated ids, so a crash between its 2xx and our delete
    costs a duplicate *request*, never a duplicate *record*.
 
-HTTP details (keep-alive connection, Retry-After, backoff) live in ``cost_transport.py``; the self-metrics
-in ``cost_metrics.py``; the span -> record mapping in ``cost_records.py``; the SQLite spool in ``spool.py``.
+HTTP details (keep-alive connection, Retry-After, backoff) live in ``transport.py``; the self-metrics in
+``metrics.py``; the span -> record mapping in ``records.py``; the SQLite spool in ``spool.py``.
 """
 
 from __future__ import annotations
@@ -32,16 +33,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ..config import parse_url
-from ..errors import ConfigError
-from ..guard import report
-from ..semconv import SCOPE_NAME
-from . import cost_records
-from .cost_metrics import (
+from ...config import parse_url
+from ...errors import ConfigError
+from ...guard import report
+from ...semconv import SCOPE_NAME
+from . import records
+from .metrics import (
     LAST_SUCCESS,
     RECORDS_DEAD_LETTERED,
     RECORDS_DROPPED,
@@ -50,8 +50,8 @@ from .cost_metrics import (
     RECORDS_SPOOLED,
     SPOOL_DEPTH,
 )
-from .cost_transport import Backoff, Transport, parse_json, parse_retry_after
 from .spool import DeadLetterFile, Spool, count_records, dead_letter_path, default_spool_path
+from .transport import Backoff, Transport, parse_json, parse_retry_after
 
 logger = logging.getLogger("llm_otel")
 
@@ -278,13 +278,13 @@ class CostAPIExporter(SpanExporter):
             self.max_queue,
         )
         try:
-            record = cost_records.span_to_record(span, self.organization_id)
+            record = records.span_to_record(span, self.organization_id)
             if record is None:
                 return
             with self._overflow_lock:
                 if self._overflow_db is None:
                     self._overflow_db = Spool(self.spool_path, self.spool_max_records)
-                inserted, dropped = self._overflow_db.add([(record["id"], cost_records.encode(record))])
+                inserted, dropped = self._overflow_db.add([(record["id"], records.encode(record))])
         except Exception as exc:
             RECORDS_DROPPED.labels("spool_error").inc()
             report("cost_export.overflow", exc)
@@ -307,13 +307,13 @@ class CostAPIExporter(SpanExporter):
                 rows: list[tuple[str, str]] = []
                 for span in spans:
                     try:
-                        record = cost_records.span_to_record(span, self.organization_id)
+                        record = records.span_to_record(span, self.organization_id)
                     except Exception as exc:
                         report("cost_export.map", exc)
                         RECORDS_DROPPED.labels("unmappable").inc()
                         continue
                     if record is not None:
-                        rows.append((record["id"], cost_records.encode(record)))
+                        rows.append((record["id"], records.encode(record)))
                 try:
                     inserted, dropped = db.add(rows)
                 except Exception as exc:
@@ -488,38 +488,3 @@ def _call_weak(ref: weakref.WeakMethod[Any]) -> None:
     method = ref()
     if method is not None:
         method()
-
-
-# --- the span processor ------------------------------------------------------------------------------
-
-
-class CostRecordProcessor(SpanProcessor):
-    """Hands llm-otel's finished spans (sampled or not) to a :class:`CostAPIExporter`: one append."""
-
-    def __init__(self, exporter: CostAPIExporter) -> None:
-        self.exporter = exporter
-        self._enqueue = exporter.enqueue
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
-
-    def on_end(self, span: ReadableSpan) -> None:
-        try:
-            self._enqueue(span)
-        except Exception as exc:  # never into the application's call
-            report("cost_export.on_end", exc)
-
-    def shutdown(self) -> None:
-        self.exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
-
-
-def build_cost_processor(url: str, api_key: str | None, **kwargs: Any) -> CostRecordProcessor:
-    """The one entry point: validate the settings (ConfigError), open the spool, start the threads.
-
-    ``kwargs`` are :class:`CostAPIExporter`'s keyword arguments (organization_id, spool_path, timeout,
-    max_batch, flush_interval, max_queue, spool_max_records, ...).
-    """
-    return CostRecordProcessor(CostAPIExporter(url, api_key, **kwargs))
