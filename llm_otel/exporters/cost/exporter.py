@@ -14,7 +14,8 @@ Three stages, three threads, so that no stage can slow the one before it:
    costs a duplicate *request*, never a duplicate *record*.
 
 HTTP details (keep-alive connection, Retry-After, backoff) live in ``transport.py``; the self-metrics in
-``metrics.py``; the span -> record mapping in ``records.py``; the SQLite spool in ``spool.py``.
+``metrics.py``; the span -> record mapping in ``records.py``; the SQLite spool in ``spool.py``; the record
+format and the limits the server enforces in :mod:`llm_otel.cost_contract`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from urllib.parse import urlsplit
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from ... import cost_contract as c
 from ...config import parse_url
 from ...errors import ConfigError
 from ...guard import report
@@ -57,9 +59,8 @@ logger = logging.getLogger("llm_otel")
 
 #: Upper bound on how long a finished span waits in memory before it is on disk (the SIGKILL loss window).
 SPOOL_INTERVAL = 0.2
-MAX_BATCH_LIMIT = 1000
-_MAX_RESPONSE_BYTES = 1 << 20
-_USER_AGENT = "llm-otel-cost-exporter/0.1"
+#: Largest ``max_batch``: the most records the cost API accepts in one request.
+MAX_BATCH_LIMIT = c.MAX_RECORDS_PER_REQUEST
 
 
 # --- configuration -----------------------------------------------------------------------------------
@@ -89,7 +90,7 @@ def validate_url(url: object) -> str:
 def _validate_key(api_key: object) -> str | None:
     if api_key is None:
         return None
-    if not isinstance(api_key, str) or not api_key or any(c in api_key for c in "\r\n\0"):
+    if not isinstance(api_key, str) or not api_key or any(ch in api_key for ch in "\r\n\0"):
         # Never echo a secret in an error message.
         raise ConfigError("cost_api_key", "<redacted>", "must be a non-empty string, no control characters")
     return api_key
@@ -284,7 +285,7 @@ class CostAPIExporter(SpanExporter):
             with self._overflow_lock:
                 if self._overflow_db is None:
                     self._overflow_db = Spool(self.spool_path, self.spool_max_records)
-                inserted, dropped = self._overflow_db.add([(record["id"], records.encode(record))])
+                inserted, dropped = self._overflow_db.add([(record[c.ID], records.encode(record))])
         except Exception as exc:
             RECORDS_DROPPED.labels("spool_error").inc()
             report("cost_export.overflow", exc)
@@ -313,7 +314,7 @@ class CostAPIExporter(SpanExporter):
                         RECORDS_DROPPED.labels("unmappable").inc()
                         continue
                     if record is not None:
-                        rows.append((record["id"], records.encode(record)))
+                        rows.append((record[c.ID], records.encode(record)))
                 try:
                     inserted, dropped = db.add(rows)
                 except Exception as exc:
@@ -380,7 +381,7 @@ class CostAPIExporter(SpanExporter):
     def _send_batch(self, batch: list[tuple[str, str]], timeout: float) -> bool:
         """POST one batch and settle it. True when the batch left the spool (or should be re-sent at once)."""
         ids = [rid for rid, _ in batch]
-        payload = ('{"records":[' + ",".join(body for _, body in batch) + "]}").encode("utf-8")
+        payload = ('{"' + c.RECORDS + '":[' + ",".join(body for _, body in batch) + "]}").encode("utf-8")
         try:
             resp = self._transport.post(gzip.compress(payload, compresslevel=1), timeout)
         except (OSError, http.client.HTTPException) as exc:
@@ -388,17 +389,17 @@ class CostAPIExporter(SpanExporter):
         status = resp.status
         if 200 <= status < 300:
             answer = parse_json(resp.body)
-            if not isinstance(answer, dict) or not isinstance(answer.get("accepted"), int):
+            if not isinstance(answer, dict) or not isinstance(answer.get(c.ACCEPTED), int):
                 return self._retry_later(ids, None, f"HTTP {status} with a body that is not a usage answer")
             self._settle(batch, {}, status)
             return True
         if status == 400:
             answer = parse_json(resp.body)
-            if isinstance(answer, dict) and isinstance(answer.get("errors"), list):
-                self._settle(batch, _match_errors(batch, answer["errors"]), status)
+            if isinstance(answer, dict) and isinstance(answer.get(c.ERRORS), list):
+                self._settle(batch, _match_errors(batch, answer[c.ERRORS]), status)
                 return True
             if isinstance(answer, dict):  # the API rejected the whole request: keep it, never retry it
-                reason = str(answer.get("error") or answer)[:500]
+                reason = str(answer.get(c.ERROR_MESSAGE) or answer)[:500]
                 self._settle(batch, {rid: reason for rid in ids}, status)
                 return True
             return self._retry_later(ids, None, "HTTP 400 with a body that is not JSON")
@@ -473,14 +474,14 @@ def _match_errors(batch: Sequence[tuple[str, str]], errors: list[Any]) -> dict[s
     for err in errors:
         if not isinstance(err, dict):
             continue
-        rid = err.get("id")
-        index = err.get("index")
+        rid = err.get(c.ERROR_ID)
+        index = err.get(c.ERROR_INDEX)
         if not (isinstance(rid, str) and rid in ids):
             if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(batch):
                 rid = batch[index][0]
             else:
                 continue
-        matched[rid] = str(err.get("error", "invalid record"))[:500]
+        matched[rid] = str(err.get(c.ERROR_MESSAGE, "invalid record"))[:500]
     return matched
 
 
