@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Tracer  # noqa: E402
 from opentelemetry.util.types import AttributeValue  # noqa: E402
 
-from llm_otel.exporters.cost_api import CostRecordProcessor, build_cost_processor  # noqa: E402
+from llm_otel.exporters.cost import CostRecordProcessor, build_cost_processor  # noqa: E402
 from llm_otel.semconv import SCOPE_NAME  # noqa: E402
 
 ATTRS: dict[str, AttributeValue] = {

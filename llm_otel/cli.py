@@ -17,6 +17,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from .cost_contract import COSTS_PATH, GROUP_BY
+
 KEY_ENV = "LLM_OTEL_COST_API_KEY"
 URL_ENV = "LLM_OTEL_COST_API_URL"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -28,7 +30,7 @@ def _since(value: str, now: datetime) -> datetime:
     match = _DURATION.fullmatch(value.strip())
     if match:
         return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    from .costapi.validation import parse_time
+    from .cost_server.validation import parse_time
 
     try:
         return parse_time(value)
@@ -37,7 +39,7 @@ def _since(value: str, now: datetime) -> datetime:
 
 
 def _cmd_cost_api(args: argparse.Namespace) -> int:
-    from .costapi import make_server
+    from .cost_server import make_server
 
     key = os.environ.get(KEY_ENV) or None
     if key is None and not args.no_auth:
@@ -76,7 +78,7 @@ def _cmd_costs(args: argparse.Namespace) -> int:
     query = {"start": _iso(_since(args.since, now)), "group_by": args.by}
     if args.until:
         query["end"] = _iso(_since(args.until, now))
-    request = urllib.request.Request(f"{url}/v1/costs?{urlencode(query)}")
+    request = urllib.request.Request(f"{url}{COSTS_PATH}?{urlencode(query)}")
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     try:
@@ -138,8 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--api-key", help=f"bearer key (default ${KEY_ENV})")
     costs.add_argument("--since", default="7d", help="7d, 12h, 30m or an RFC 3339 time (default 7d)")
     costs.add_argument("--until", help="end of the window (default now)")
-    costs.add_argument("--by", default="model", choices=["provider", "model", "service", "organization",
-                                                          "operation"])  # fmt: skip
+    costs.add_argument("--by", default="model", choices=list(GROUP_BY))
     costs.add_argument("--json", action="store_true", help="print the raw JSON answer")
     costs.add_argument("--timeout", type=float, default=10.0)
     costs.set_defaults(func=_cmd_costs)

@@ -131,7 +131,7 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
             metrics_server = start_metrics_server(settings.prometheus_host, settings.prometheus_port)
 
         if settings.cost_api_url:
-            from .exporters.cost_api import build_cost_processor
+            from .exporters.cost import build_cost_processor
 
             processors.append(
                 build_cost_processor(

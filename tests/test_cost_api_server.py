@@ -1,4 +1,4 @@
-"""The reference cost API (llm_otel.costapi) and the ``llm-otel cost-api`` / ``costs`` commands."""
+"""The reference cost API (llm_otel.cost_server) and the ``llm-otel cost-api`` / ``costs`` commands."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from llm_otel import cli
-from llm_otel.costapi import CostAPIServer, make_server
+from llm_otel.cost_server import CostAPIServer, make_server
 
 KEY = "test-key-123"
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
 import sqlite3
 import threading
@@ -12,6 +13,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +23,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Tracer
 
-from llm_otel.costapi import CostAPIServer, make_server
+from llm_otel.cost_server import CostAPIServer, make_server
 from llm_otel.errors import ConfigError
-from llm_otel.exporters.cost_api import (
-    CostRecordProcessor,
-    build_cost_processor,
-    parse_retry_after,
-)
-from llm_otel.exporters.spool import count_records
+from llm_otel.exporters.cost import CostRecordProcessor, build_cost_processor
+from llm_otel.exporters.cost.spool import count_records
+from llm_otel.exporters.cost.transport import parse_retry_after
 from llm_otel.metrics_registry import REGISTRY
 from llm_otel.semconv import SCOPE_NAME
 
@@ -114,12 +113,20 @@ class Server:
 
 
 class FlakyProxy:
-    """In front of the reference server: misbehaves according to ``mode``, forwards when ``mode == "ok"``."""
+    """In front of the reference server: misbehaves according to ``mode``, forwards when ``mode == "ok"``.
+
+    ``"hang"`` holds every request unanswered until ``release`` is set (``hanging`` is set once one is held).
+    """
 
     def __init__(self, upstream: str, mode: str) -> None:
         self.upstream = upstream
         self.mode = mode
         self.requests = 0
+        self.arrivals: list[float] = []  # time.monotonic() of each request, in arrival order
+        self.in_flight = 0
+        self.hanging = threading.Event()
+        self.release = threading.Event()
+        lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -130,11 +137,17 @@ class FlakyProxy:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                proxy.requests += 1
+                with lock:
+                    proxy.requests += 1
+                    proxy.arrivals.append(time.monotonic())
+                    proxy.in_flight += 1
                 try:
                     proxy.answer(self, body)
                 except OSError:
                     self.close_connection = True  # the client gave up (timeout) first
+                finally:
+                    with lock:
+                        proxy.in_flight -= 1
 
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.http.daemon_threads = True
@@ -154,6 +167,10 @@ class FlakyProxy:
             h.close_connection = True
         elif mode == "401":
             self.reply(h, 401, b'{"error": "bad key"}')
+        elif mode == "hang":
+            self.hanging.set()
+            self.release.wait()
+            self.reply(h, 503, b"gave up")
         else:
             if mode == "slow":
                 time.sleep(0.8)  # longer than the exporter's timeout, then deliver anyway
@@ -180,6 +197,7 @@ class FlakyProxy:
         h.wfile.write(body)
 
     def stop(self) -> None:
+        self.release.set()
         self.http.shutdown()
         self.http.server_close()
 
@@ -215,9 +233,15 @@ def server(tmp_path: Path) -> Iterator[Server]:
     srv.stop()
 
 
-def assert_delivered_exactly(srv: Server, n: int) -> None:
+def assert_delivered_exactly(
+    srv: Server, n: int, processor: CostRecordProcessor, proxy: FlakyProxy | None = None
+) -> None:
     assert wait_for(lambda: srv.count() >= n), f"server holds {srv.count()} of {n}"
-    time.sleep(0.2)  # a late duplicate would show up now
+    # Nothing can arrive later: the exporter has nothing left to send, and no request is still on its way.
+    assert processor.force_flush(10_000) is True
+    assert processor.exporter.spool_depth() == 0
+    if proxy is not None:
+        assert wait_for(lambda: proxy.in_flight == 0)
     totals = srv.totals()["total"]
     assert totals["records"] == n == srv.count()
     assert Decimal(totals["cost_usd"]) == Decimal(repr(COST)) * n
@@ -236,7 +260,7 @@ def test_api_down_then_up_delivers_every_record_once(
     srv = Server(tmp_path / "api.sqlite", port=port)
     try:
         emit(tracer, 200)  # while the backlog replays
-        assert_delivered_exactly(srv, 500)
+        assert_delivered_exactly(srv, 500, processor)
         assert wait_for(lambda: count_records(spool) == 0)
         assert metric("records_sent_total") - sent == 500
         assert metric("spool_depth") == 0
@@ -256,37 +280,61 @@ def test_api_down_then_up_delivers_every_record_once(
 def test_unsampled_spans_are_still_billed(
     make_processor: Callable[..., CostRecordProcessor], server: Server
 ) -> None:
-    tracer = tracer_for(make_processor(server.url), sampler=RecordOnlySampler())
-    emit(tracer, 50)
-    assert_delivered_exactly(server, 50)
+    processor = make_processor(server.url)
+    emit(tracer_for(processor, sampler=RecordOnlySampler()), 50)
+    assert_delivered_exactly(server, 50, processor)
 
 
 @pytest.mark.parametrize("mode", ["429", "500", "slow", "garbage200", "garbage_bytes"])
 def test_bad_api_never_slows_the_app_and_loses_nothing(
-    mode: str, make_processor: Callable[..., CostRecordProcessor], server: Server, spool: Path
+    mode: str,
+    make_processor: Callable[..., CostRecordProcessor],
+    server: Server,
+    spool: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     proxy = FlakyProxy(server.url, mode)
+    release = threading.Event()
     try:
         processor = make_processor(proxy.url, timeout=0.3)
         tracer = tracer_for(processor)
         retried = metric("records_retried_total")
         emit(tracer, 10)  # warm up the SDK and the proxy
         assert wait_for(lambda: metric("records_retried_total") > retried)
-        started = time.perf_counter()
-        emit(tracer, 200)
-        elapsed = time.perf_counter() - started
-        assert elapsed < 0.5, f"200 spans took {elapsed:.3f} s on the application thread"
+
+        # Hold the sender inside its next request: from here on the cost API answers nothing.
+        transport = processor.exporter._transport
+        post, sending = transport.post, threading.Event()
+
+        def held_post(body: bytes, timeout: float) -> Any:
+            sending.set()
+            release.wait()
+            return post(body, timeout)
+
+        monkeypatch.setattr(transport, "post", held_post)
+        assert sending.wait(15)
+        app = threading.Thread(target=emit, args=(tracer, 200), name="application")
+        app.start()
+        app.join(60)  # a generous guard: blocked on the held request, on_end would never return
+        assert not app.is_alive(), "the application thread waited for the cost API"
+        # Every span was accepted and reached the spool while the request was still held.
+        assert wait_for(lambda: count_records(spool) == 210)
+        assert not release.is_set()
         if mode != "slow":  # nothing reaches the server; everything waits in the spool
-            assert wait_for(lambda: count_records(spool) == 210)
             assert server.count() == 0
+        release.set()
+
         if mode == "429":  # Retry-After: 1 is honoured, not hammered
-            before = proxy.requests
-            time.sleep(2.5)
-            assert proxy.requests - before <= 4
+            seen = len(proxy.arrivals)
+            assert wait_for(lambda: len(proxy.arrivals) >= seen + 3)
+            arrivals = proxy.arrivals[seen - 1 :]
+            gaps = [later - earlier for earlier, later in pairwise(arrivals)]
+            assert min(gaps) >= 1.0, gaps
         proxy.mode = "ok"
-        assert_delivered_exactly(server, 210)
-        assert wait_for(lambda: count_records(spool) == 0)
+        assert_delivered_exactly(server, 210, processor, proxy)
+        assert count_records(spool) == 0
     finally:
+        release.set()
         proxy.stop()
 
 
@@ -326,15 +374,33 @@ def test_invalid_record_is_dead_lettered_the_rest_accepted(
     assert count_records(spool) == 0
 
 
-def test_shutdown_with_api_down_keeps_records_and_respects_the_deadline(
-    make_processor: Callable[..., CostRecordProcessor], spool: Path
+@pytest.mark.parametrize("api", ["down", "hanging"])
+def test_shutdown_with_api_unavailable_keeps_records_and_respects_the_deadline(
+    api: str,
+    make_processor: Callable[..., CostRecordProcessor],
+    server: Server,
+    spool: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    processor = make_processor(f"http://127.0.0.1:{free_port()}")
-    emit(tracer_for(processor), 40)
-    started = time.monotonic()
-    processor.exporter.shutdown(timeout=0.5)
-    assert time.monotonic() - started < 1.5
-    assert count_records(spool) == 40
+    proxy = FlakyProxy(server.url, "hang")
+    try:
+        url = proxy.url if api == "hanging" else f"http://127.0.0.1:{free_port()}"
+        # A request may take 600 s: only the shutdown deadline can end the wait for a hanging API.
+        processor = make_processor(url, timeout=600.0)
+        emit(tracer_for(processor), 40)
+        if api == "hanging":
+            assert proxy.hanging.wait(15)  # the sender is inside a request that will not be answered
+        shutdown = threading.Thread(target=processor.exporter.shutdown, kwargs={"timeout": 0.5})
+        with caplog.at_level(logging.INFO, logger="llm_otel"):
+            shutdown.start()
+            shutdown.join(60)  # a generous guard: without the deadline, shutdown would wait 600 s
+            assert not shutdown.is_alive(), "shutdown waited for the cost API instead of its deadline"
+        assert not proxy.release.is_set()  # the hanging request was still unanswered when shutdown returned
+        assert "cost API not reached before the shutdown deadline; records stay spooled" in caplog.text
+        assert processor.exporter.spool_depth() == 40
+        assert server.count() == 0
+    finally:
+        proxy.stop()
 
 
 def test_spool_cap_drops_are_counted(make_processor: Callable[..., CostRecordProcessor], spool: Path) -> None:
@@ -404,7 +470,7 @@ def test_unusable_spool_path_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_default_spool_path_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from llm_otel.exporters.spool import default_spool_path
+    from llm_otel.exporters.cost.spool import default_spool_path
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert default_spool_path() == tmp_path / "llm-otel" / "spool.sqlite"

@@ -1,4 +1,4 @@
-"""Span -> cost record mapping (DESIGN.md §6 field by field)."""
+"""Span -> cost record mapping, field by field, and every mapped record passes the server's validation."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from llm_otel.costapi.validation import validate
-from llm_otel.exporters.cost_records import cost_string, rfc3339_utc, span_to_record
+from llm_otel.cost_contract import RECORD_FIELDS
+from llm_otel.cost_server.validation import validate
+from llm_otel.exporters.cost.records import cost_string, rfc3339_utc, span_to_record
 from llm_otel.semconv import SCOPE_NAME
 
 
@@ -68,6 +69,7 @@ def test_full_record() -> None:
     assert rec["latency_ms"] == 250.0
     assert rec["status"] == "ok" and rec["error_type"] is None
     assert rec["attributes"] == {"tenant": "acme", "feature": "search"}
+    assert tuple(rec) == RECORD_FIELDS  # exactly the contract's fields
     assert validate(rec) is None
     assert span_to_record(span, organization_id="org-set")["organization_id"] == "org-set"  # type: ignore[index]
 

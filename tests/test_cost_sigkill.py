@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_otel.costapi import make_server
-from llm_otel.exporters.spool import count_records
+from llm_otel.cost_server import make_server
+from llm_otel.exporters.cost.spool import count_records
 
 KEY = "sigkill-key"
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,8 @@ CHILD = r"""
 import sys, time
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from llm_otel.exporters.cost_api import RECORDS_SPOOLED, build_cost_processor
+from llm_otel.exporters.cost import build_cost_processor
+from llm_otel.exporters.cost.metrics import RECORDS_SPOOLED
 from llm_otel.semconv import SCOPE_NAME
 
 mode, url, spool, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

@@ -7,8 +7,8 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from llm_otel.exporters.cost_api import CostAPIExporter
-from llm_otel.exporters.spool import count_records
+from llm_otel.exporters.cost import CostAPIExporter
+from llm_otel.exporters.cost.spool import count_records
 from llm_otel.semconv import SCOPE_NAME
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import generate_latest
 
-import llm_otel.exporters.cost_metrics  # noqa: F401 - registers the cost exporter's self-metrics
+import llm_otel.exporters.cost.metrics  # noqa: F401 - registers the cost exporter's self-metrics
 from llm_otel.exporters.prometheus import PrometheusMetricsProcessor
 from llm_otel.metrics_registry import REGISTRY
 

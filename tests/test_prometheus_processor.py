@@ -18,7 +18,7 @@ from llm_otel import guard
 from llm_otel import semconv as sc
 from llm_otel.errors import ConfigError
 from llm_otel.exporters.prometheus import PrometheusMetricsProcessor, start_metrics_server
-from llm_otel.exporters.prometheus_fastpath import counter_writer, histogram_writer
+from llm_otel.exporters.prometheus.fastpath import counter_writer, histogram_writer
 
 T0 = 1_700_000_000_000_000_000  # span start, ns
 SERVICE = "checkout"

@@ -1,1 +1,2 @@
-"""Sinks fed by llm-otel's finished spans: Prometheus metrics, the cost API exporter and its spool."""
+"""Sinks fed by llm-otel's finished spans, one package each: ``prometheus`` (metrics and the ``/metrics``
+endpoint) and ``cost`` (usage records to a cost API, through a disk spool)."""

@@ -19,6 +19,8 @@ from datetime import timezone
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from ... import cost_contract as c
+
 _MAX_RESPONSE_BYTES = 1 << 20
 _USER_AGENT = "llm-otel-cost-exporter/0.1"
 
@@ -30,14 +32,14 @@ class Response(NamedTuple):
 
 
 class Transport:
-    """POST to ``{base}/v1/usage`` over one keep-alive ``http.client`` connection."""
+    """POST to ``{base}/v1/usage`` (``cost_contract.USAGE_PATH``) over one keep-alive connection."""
 
     def __init__(self, base_url: str, api_key: str | None) -> None:
         parts = urlsplit(base_url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
         self._port = parts.port or (443 if self._https else 80)
-        path = parts.path.rstrip("/") + "/v1/usage"
+        path = parts.path.rstrip("/") + c.USAGE_PATH
         self._target = path
         self._proxy: tuple[str, int] | None = None
         proxy_url = urllib.request.getproxies().get(parts.scheme)

@@ -16,19 +16,14 @@ from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
+from .. import cost_contract as c
 from .validation import parse_cost, parse_time
 
-GROUP_COLUMNS = {
-    "provider": "provider",
-    "model": "model_id",
-    "service": "service_name",
-    "organization": "organization_id",
-    "operation": "operation",
-}
-_TOKENS = ("input_tokens", "output_tokens", "total_tokens", "cached_input_tokens", "reasoning_tokens")
+# Columns are named after the record fields (so ``c.GROUP_BY`` values are column names), plus ``ts_us``.
+_TOKENS = c.TOKEN_FIELDS
 _COLUMNS = (
-    "id", "ts_us", "timestamp", "organization_id", "service_name", "provider", "model_id", "operation",
-    *_TOKENS, "cost_usd", "latency_ms", "status", "error_type", "trace_id", "span_id", "attributes",
+    c.ID, "ts_us", c.TIMESTAMP, *c.STRING_FIELDS, *_TOKENS, c.COST_USD, c.LATENCY_MS, c.STATUS,
+    c.ERROR_TYPE, c.TRACE_ID, c.SPAN_ID, c.ATTRIBUTES,
 )  # fmt: skip
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS usage (
@@ -84,15 +79,14 @@ class UsageStore:
         """Store already-validated records; returns how many were new (the rest were duplicate ids)."""
         rows = []
         for rec in records:
-            cost = parse_cost(rec.get("cost_usd"))
+            cost = parse_cost(rec.get(c.COST_USD))
             rows.append((
-                rec["id"], _us(parse_time(rec["timestamp"])), rec["timestamp"],
-                rec["organization_id"], rec["service_name"], rec["provider"], rec["model_id"],
-                rec["operation"],
+                rec[c.ID], _us(parse_time(rec[c.TIMESTAMP])), rec[c.TIMESTAMP],
+                *(rec[f] for f in c.STRING_FIELDS),
                 *(rec[t] for t in _TOKENS),
                 None if cost is None else format(cost, "f"),
-                float(rec["latency_ms"]), rec["status"], rec.get("error_type"),
-                rec["trace_id"], rec["span_id"], json.dumps(rec.get("attributes") or {}, sort_keys=True),
+                float(rec[c.LATENCY_MS]), rec[c.STATUS], rec.get(c.ERROR_TYPE),
+                rec[c.TRACE_ID], rec[c.SPAN_ID], json.dumps(rec.get(c.ATTRIBUTES) or {}, sort_keys=True),
             ))  # fmt: skip
         sql = f"INSERT OR IGNORE INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
         with self._lock:
@@ -122,7 +116,7 @@ class UsageStore:
             total = self._db.execute(f"SELECT {select} FROM usage {clause}", args).fetchone()
             groups = []
             if group_by is not None:
-                column = GROUP_COLUMNS[group_by]
+                column = c.GROUP_BY[group_by]
                 groups = self._db.execute(
                     f"SELECT {column}, {select} FROM usage {clause} GROUP BY {column}", args
                 ).fetchall()

@@ -1,7 +1,10 @@
-"""Finished GenAI span -> cost API record (DESIGN.md §6).
+"""Finished GenAI span -> usage record for the cost API, in the form :mod:`llm_otel.cost_contract` defines.
 
-Runs on the exporter's background thread, never on the application thread, so it may be thorough: every
-field is read defensively and a span with odd attribute types still yields a valid record.
+One record per LLM call: who (organization, service), what (provider, model, operation), how much (token
+counts and the exact USD cost as a decimal string, null when unpriced), how it went (latency, status,
+error type), the trace and span ids, and the attribution tags. Runs on the exporter's spooler thread (on
+the application thread only when the in-memory queue is full), so it may be thorough: every field is read
+defensively and a span with odd attribute types still yields a record of the right shape.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-from .. import semconv
+from ... import cost_contract as c
+from ... import semconv
 
 #: organization_id when neither the settings nor the resource name one (the field is a required string).
 DEFAULT_ORGANIZATION_ID = "default"
@@ -85,25 +89,25 @@ def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> di
     failed = error_type is not None or span.status.status_code is StatusCode.ERROR
     start = span.start_time if span.start_time is not None else span.end_time
     return {
-        "id": record_id(ctx.trace_id, ctx.span_id),
-        "timestamp": rfc3339_utc(span.end_time),
-        "organization_id": org,
-        "service_name": _str(resource_attrs, _SERVICE_NAME, "unknown_service"),
-        "provider": provider,
-        "model_id": model,
-        "operation": operation,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "total_tokens": input_tokens + output_tokens,
-        "cached_input_tokens": _int(attrs, semconv.USAGE_CACHE_READ_INPUT_TOKENS),
-        "reasoning_tokens": _int(attrs, semconv.USAGE_REASONING_OUTPUT_TOKENS),
-        "cost_usd": cost,
-        "latency_ms": round(max(0, span.end_time - start) / 1e6, 3),
-        "status": "error" if failed else "ok",
-        "error_type": (str(error_type) if error_type is not None else "_OTHER") if failed else None,
-        "trace_id": f"{ctx.trace_id:032x}",
-        "span_id": f"{ctx.span_id:016x}",
-        "attributes": {
+        c.ID: record_id(ctx.trace_id, ctx.span_id),
+        c.TIMESTAMP: rfc3339_utc(span.end_time),
+        c.ORGANIZATION_ID: org,
+        c.SERVICE_NAME: _str(resource_attrs, _SERVICE_NAME, "unknown_service"),
+        c.PROVIDER: provider,
+        c.MODEL_ID: model,
+        c.OPERATION: operation,
+        c.INPUT_TOKENS: input_tokens,
+        c.OUTPUT_TOKENS: output_tokens,
+        c.TOTAL_TOKENS: input_tokens + output_tokens,
+        c.CACHED_INPUT_TOKENS: _int(attrs, semconv.USAGE_CACHE_READ_INPUT_TOKENS),
+        c.REASONING_TOKENS: _int(attrs, semconv.USAGE_REASONING_OUTPUT_TOKENS),
+        c.COST_USD: cost,
+        c.LATENCY_MS: round(max(0, span.end_time - start) / 1e6, 3),
+        c.STATUS: c.STATUS_ERROR if failed else c.STATUS_OK,
+        c.ERROR_TYPE: (str(error_type) if error_type is not None else "_OTHER") if failed else None,
+        c.TRACE_ID: f"{ctx.trace_id:032x}",
+        c.SPAN_ID: f"{ctx.span_id:016x}",
+        c.ATTRIBUTES: {
             key[len(semconv.TAG_PREFIX) :]: str(value)
             for key, value in attrs.items()
             if key.startswith(semconv.TAG_PREFIX)

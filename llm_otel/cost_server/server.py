@@ -10,10 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .store import GROUP_COLUMNS, UsageStore
-from .validation import MAX_RECORDS, parse_time, validate
+from .. import cost_contract as c
+from .store import UsageStore
+from .validation import parse_time, validate
 
-logger = logging.getLogger("llm_otel.costapi")
+logger = logging.getLogger("llm_otel.cost_server")
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 
 
@@ -100,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _deny(self) -> None:
         self._discard_body()
-        self._send(401, {"error": "missing or wrong bearer API key"}, {"WWW-Authenticate": "Bearer"})
+        self._send(401, {c.ERROR_MESSAGE: "missing or wrong bearer API key"}, {"WWW-Authenticate": "Bearer"})
 
     def _read_body(self) -> bytes:
         cap = self.server.max_body_bytes
@@ -149,19 +150,19 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             self._deny()
             return
-        if url.path != "/v1/costs":
-            self._send(404, {"error": f"no route GET {url.path}"})
+        if url.path != c.COSTS_PATH:
+            self._send(404, {c.ERROR_MESSAGE: f"no route GET {url.path}"})
             return
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
             start = parse_time(query["start"]) if query.get("start") else None
             end = parse_time(query["end"]) if query.get("end") else None
         except ValueError as exc:
-            self._send(400, {"error": f"start/end must be RFC 3339 times or dates: {exc}"})
+            self._send(400, {c.ERROR_MESSAGE: f"start/end must be RFC 3339 times or dates: {exc}"})
             return
         group_by = query.get("group_by") or None
-        if group_by is not None and group_by not in GROUP_COLUMNS:
-            self._send(400, {"error": f"group_by must be one of {sorted(GROUP_COLUMNS)}"})
+        if group_by is not None and group_by not in c.GROUP_BY:
+            self._send(400, {c.ERROR_MESSAGE: f"group_by must be one of {sorted(c.GROUP_BY)}"})
             return
         result = self.server.store.totals(start, end, group_by)
         result["start"] = start.isoformat().replace("+00:00", "Z") if start else None
@@ -176,22 +177,22 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except _BodyError as exc:
-            self._send(exc.status, {"error": str(exc)})
+            self._send(exc.status, {c.ERROR_MESSAGE: str(exc)})
             return
-        if path != "/v1/usage":
-            self._send(404, {"error": f"no route POST {path}"})
+        if path != c.USAGE_PATH:
+            self._send(404, {c.ERROR_MESSAGE: f"no route POST {path}"})
             return
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            self._send(400, {"error": "body is not JSON"})
+            self._send(400, {c.ERROR_MESSAGE: "body is not JSON"})
             return
-        records = payload.get("records") if isinstance(payload, dict) else None
+        records = payload.get(c.RECORDS) if isinstance(payload, dict) else None
         if not isinstance(records, list):
-            self._send(400, {"error": 'body must be {"records": [...]}'})
+            self._send(400, {c.ERROR_MESSAGE: f'body must be {{"{c.RECORDS}": [...]}}'})
             return
-        if len(records) > MAX_RECORDS:
-            self._send(413, {"error": f"at most {MAX_RECORDS} records per request"})
+        if len(records) > c.MAX_RECORDS_PER_REQUEST:
+            self._send(413, {c.ERROR_MESSAGE: f"at most {c.MAX_RECORDS_PER_REQUEST} records per request"})
             return
         valid, errors = [], []
         for index, record in enumerate(records):
@@ -199,17 +200,18 @@ class _Handler(BaseHTTPRequestHandler):
             if problem is None:
                 valid.append(record)
             else:
-                rid = record.get("id") if isinstance(record, dict) else None
-                errors.append({"index": index, "id": rid if isinstance(rid, str) else None, "error": problem})
+                rid = record.get(c.ID) if isinstance(record, dict) else None
+                rid = rid if isinstance(rid, str) else None
+                errors.append({c.ERROR_INDEX: index, c.ERROR_ID: rid, c.ERROR_MESSAGE: problem})
         try:
             accepted = self.server.store.insert(valid) if valid else 0
         except Exception:
             logger.exception("cost API: storing %d records failed", len(valid))
-            self._send(503, {"error": "storage failure, retry later"}, {"Retry-After": "1"})
+            self._send(503, {c.ERROR_MESSAGE: "storage failure, retry later"}, {"Retry-After": "1"})
             return
-        answer: dict[str, Any] = {"accepted": accepted, "duplicates": len(valid) - accepted}
+        answer: dict[str, Any] = {c.ACCEPTED: accepted, c.DUPLICATES: len(valid) - accepted}
         if errors:
-            answer["errors"] = errors
+            answer[c.ERRORS] = errors
         self._send(400 if errors else 200, answer)
 
 

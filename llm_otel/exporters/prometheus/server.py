@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from ..errors import ConfigError
-from ..metrics_registry import REGISTRY
+from ...errors import ConfigError
+from ...metrics_registry import REGISTRY
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464

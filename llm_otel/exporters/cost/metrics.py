@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-from ..metrics_registry import REGISTRY
+from ...metrics_registry import REGISTRY
 
 RECORDS_SENT = Counter(
     "llm_otel_cost_export_records_sent",

@@ -1,10 +1,11 @@
-"""Cost records: span processor (application thread) -> spool (disk) -> cost API (HTTP), exactly once.
+"""The cost API exporter: queue (memory) -> spool (disk) -> cost API (HTTP), exactly once.
 
 Three stages, three threads, so that no stage can slow the one before it:
 
-1. ``CostRecordProcessor.on_end`` (application thread) only checks the instrumentation scope and appends
-   the finished span to an in-memory deque. It sees recorded-but-unsampled spans too (the SDK calls
-   ``on_end`` for every recording span; only ``BatchSpanProcessor`` looks at the sampled flag).
+1. ``CostRecordProcessor.on_end`` (application thread, ``processor.py``) only checks the instrumentation
+   scope and appends the finished span to this exporter's in-memory deque. It sees recorded-but-unsampled
+   spans too (the SDK calls ``on_end`` for every recording span; only ``BatchSpanProcessor`` looks at the
+   sampled flag).
 2. The *spooler* thread wakes every 200 ms (or as soon as a batch is queued), maps spans to records and
    commits them to the SQLite spool in one transaction. Spans still in the deque are the only loss window
    on SIGKILL: at most ~200 ms of calls (or one batch, whichever comes first).
@@ -12,8 +13,9 @@ Three stages, three threads, so that no stage can slow the one before it:
    server acknowledged them. The server ignores repeated ids, so a crash between its 2xx and our delete
    costs a duplicate *request*, never a duplicate *record*.
 
-HTTP details (keep-alive connection, Retry-After, backoff) live in ``cost_transport.py``; the self-metrics
-in ``cost_metrics.py``; the span -> record mapping in ``cost_records.py``; the SQLite spool in ``spool.py``.
+HTTP details (keep-alive connection, Retry-After, backoff) live in ``transport.py``; the self-metrics in
+``metrics.py``; the span -> record mapping in ``records.py``; the SQLite spool in ``spool.py``; the record
+format and the limits the server enforces in :mod:`llm_otel.cost_contract`.
 """
 
 from __future__ import annotations
@@ -32,16 +34,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ..config import parse_url
-from ..errors import ConfigError
-from ..guard import report
-from ..semconv import SCOPE_NAME
-from . import cost_records
-from .cost_metrics import (
+from ... import cost_contract as c
+from ...config import parse_url
+from ...errors import ConfigError
+from ...guard import report
+from ...semconv import SCOPE_NAME
+from . import records
+from .metrics import (
     LAST_SUCCESS,
     RECORDS_DEAD_LETTERED,
     RECORDS_DROPPED,
@@ -50,16 +52,15 @@ from .cost_metrics import (
     RECORDS_SPOOLED,
     SPOOL_DEPTH,
 )
-from .cost_transport import Backoff, Transport, parse_json, parse_retry_after
 from .spool import DeadLetterFile, Spool, count_records, dead_letter_path, default_spool_path
+from .transport import Backoff, Transport, parse_json, parse_retry_after
 
 logger = logging.getLogger("llm_otel")
 
 #: Upper bound on how long a finished span waits in memory before it is on disk (the SIGKILL loss window).
 SPOOL_INTERVAL = 0.2
-MAX_BATCH_LIMIT = 1000
-_MAX_RESPONSE_BYTES = 1 << 20
-_USER_AGENT = "llm-otel-cost-exporter/0.1"
+#: Largest ``max_batch``: the most records the cost API accepts in one request.
+MAX_BATCH_LIMIT = c.MAX_RECORDS_PER_REQUEST
 
 
 # --- configuration -----------------------------------------------------------------------------------
@@ -89,7 +90,7 @@ def validate_url(url: object) -> str:
 def _validate_key(api_key: object) -> str | None:
     if api_key is None:
         return None
-    if not isinstance(api_key, str) or not api_key or any(c in api_key for c in "\r\n\0"):
+    if not isinstance(api_key, str) or not api_key or any(ch in api_key for ch in "\r\n\0"):
         # Never echo a secret in an error message.
         raise ConfigError("cost_api_key", "<redacted>", "must be a non-empty string, no control characters")
     return api_key
@@ -278,13 +279,13 @@ class CostAPIExporter(SpanExporter):
             self.max_queue,
         )
         try:
-            record = cost_records.span_to_record(span, self.organization_id)
+            record = records.span_to_record(span, self.organization_id)
             if record is None:
                 return
             with self._overflow_lock:
                 if self._overflow_db is None:
                     self._overflow_db = Spool(self.spool_path, self.spool_max_records)
-                inserted, dropped = self._overflow_db.add([(record["id"], cost_records.encode(record))])
+                inserted, dropped = self._overflow_db.add([(record[c.ID], records.encode(record))])
         except Exception as exc:
             RECORDS_DROPPED.labels("spool_error").inc()
             report("cost_export.overflow", exc)
@@ -307,13 +308,13 @@ class CostAPIExporter(SpanExporter):
                 rows: list[tuple[str, str]] = []
                 for span in spans:
                     try:
-                        record = cost_records.span_to_record(span, self.organization_id)
+                        record = records.span_to_record(span, self.organization_id)
                     except Exception as exc:
                         report("cost_export.map", exc)
                         RECORDS_DROPPED.labels("unmappable").inc()
                         continue
                     if record is not None:
-                        rows.append((record["id"], cost_records.encode(record)))
+                        rows.append((record[c.ID], records.encode(record)))
                 try:
                     inserted, dropped = db.add(rows)
                 except Exception as exc:
@@ -380,7 +381,7 @@ class CostAPIExporter(SpanExporter):
     def _send_batch(self, batch: list[tuple[str, str]], timeout: float) -> bool:
         """POST one batch and settle it. True when the batch left the spool (or should be re-sent at once)."""
         ids = [rid for rid, _ in batch]
-        payload = ('{"records":[' + ",".join(body for _, body in batch) + "]}").encode("utf-8")
+        payload = ('{"' + c.RECORDS + '":[' + ",".join(body for _, body in batch) + "]}").encode("utf-8")
         try:
             resp = self._transport.post(gzip.compress(payload, compresslevel=1), timeout)
         except (OSError, http.client.HTTPException) as exc:
@@ -388,17 +389,17 @@ class CostAPIExporter(SpanExporter):
         status = resp.status
         if 200 <= status < 300:
             answer = parse_json(resp.body)
-            if not isinstance(answer, dict) or not isinstance(answer.get("accepted"), int):
+            if not isinstance(answer, dict) or not isinstance(answer.get(c.ACCEPTED), int):
                 return self._retry_later(ids, None, f"HTTP {status} with a body that is not a usage answer")
             self._settle(batch, {}, status)
             return True
         if status == 400:
             answer = parse_json(resp.body)
-            if isinstance(answer, dict) and isinstance(answer.get("errors"), list):
-                self._settle(batch, _match_errors(batch, answer["errors"]), status)
+            if isinstance(answer, dict) and isinstance(answer.get(c.ERRORS), list):
+                self._settle(batch, _match_errors(batch, answer[c.ERRORS]), status)
                 return True
             if isinstance(answer, dict):  # the API rejected the whole request: keep it, never retry it
-                reason = str(answer.get("error") or answer)[:500]
+                reason = str(answer.get(c.ERROR_MESSAGE) or answer)[:500]
                 self._settle(batch, {rid: reason for rid in ids}, status)
                 return True
             return self._retry_later(ids, None, "HTTP 400 with a body that is not JSON")
@@ -473,14 +474,14 @@ def _match_errors(batch: Sequence[tuple[str, str]], errors: list[Any]) -> dict[s
     for err in errors:
         if not isinstance(err, dict):
             continue
-        rid = err.get("id")
-        index = err.get("index")
+        rid = err.get(c.ERROR_ID)
+        index = err.get(c.ERROR_INDEX)
         if not (isinstance(rid, str) and rid in ids):
             if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(batch):
                 rid = batch[index][0]
             else:
                 continue
-        matched[rid] = str(err.get("error", "invalid record"))[:500]
+        matched[rid] = str(err.get(c.ERROR_MESSAGE, "invalid record"))[:500]
     return matched
 
 
@@ -488,38 +489,3 @@ def _call_weak(ref: weakref.WeakMethod[Any]) -> None:
     method = ref()
     if method is not None:
         method()
-
-
-# --- the span processor ------------------------------------------------------------------------------
-
-
-class CostRecordProcessor(SpanProcessor):
-    """Hands llm-otel's finished spans (sampled or not) to a :class:`CostAPIExporter`: one append."""
-
-    def __init__(self, exporter: CostAPIExporter) -> None:
-        self.exporter = exporter
-        self._enqueue = exporter.enqueue
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
-
-    def on_end(self, span: ReadableSpan) -> None:
-        try:
-            self._enqueue(span)
-        except Exception as exc:  # never into the application's call
-            report("cost_export.on_end", exc)
-
-    def shutdown(self) -> None:
-        self.exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
-
-
-def build_cost_processor(url: str, api_key: str | None, **kwargs: Any) -> CostRecordProcessor:
-    """The one entry point: validate the settings (ConfigError), open the spool, start the threads.
-
-    ``kwargs`` are :class:`CostAPIExporter`'s keyword arguments (organization_id, spool_path, timeout,
-    max_batch, flush_interval, max_queue, spool_max_records, ...).
-    """
-    return CostRecordProcessor(CostAPIExporter(url, api_key, **kwargs))

@@ -1,8 +1,8 @@
-"""Prometheus metrics derived from llm-otel's GenAI spans, and the ``/metrics`` endpoint.
+"""The span processor that turns llm-otel's GenAI spans into Prometheus metrics.
 
 :class:`PrometheusMetricsProcessor` is a span processor: it looks only at spans of the ``llm_otel``
 instrumentation scope, counts calls in flight in ``on_start``, and in ``on_end`` records the GenAI
-convention metrics and llm-otel's own ``llm_otel_*`` counters (families: ``prometheus_metrics.py``).
+convention metrics and llm-otel's own ``llm_otel_*`` counters (families: ``metrics.py``).
 Metrics are a by-product of the span, so tokens and cost are never computed twice.
 
 Hot path: ``on_end`` runs on the application thread after every LLM call. It reads each attribute once,
@@ -10,7 +10,7 @@ finds all labelled children of the call's label combination in one dict lookup (
 slow, so children are cached per raw attribute tuple) and creates nothing per call. Any internal failure
 goes to :func:`llm_otel.guard.report` and never reaches the application.
 
-Label values are bounded (``prometheus_labels.py``): at most ``max_models`` distinct values per
+Label values are bounded (``labels.py``): at most ``max_models`` distinct values per
 open-ended label, later ones become ``other``; attribution tags become labels only for the keys in
 ``label_tags``.
 
@@ -19,10 +19,10 @@ writable directory *before anything imports prometheus_client* (prometheus-clien
 at import), in the master's environment so every worker inherits it. Each worker then writes its values
 to files there; the in-flight gauge uses ``multiprocess_mode="livesum"`` so only live workers count.
 Serve from ONE process (e.g. gunicorn's ``when_ready`` hook calling :func:`start_metrics_server`, or a
-mounted :func:`make_wsgi_app`): in that mode they serve a fresh registry with a ``MultiProcessCollector``
-that sums all workers' files. Call ``prometheus_client.multiprocess.mark_process_dead(pid)`` from
-gunicorn's ``child_exit`` hook so dead workers' in-flight values are dropped, and empty the directory
-between runs of the whole server.
+mounted :func:`make_wsgi_app`, both in ``server.py``): in that mode they serve a fresh registry with a
+``MultiProcessCollector`` that sums all workers' files. Call
+``prometheus_client.multiprocess.mark_process_dead(pid)`` from gunicorn's ``child_exit`` hook so dead
+workers' in-flight values are dropped, and empty the directory between runs of the whole server.
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry, Histogram
 
-from .. import semconv as sc
-from ..errors import ConfigError
-from ..guard import report
-from ..metrics_registry import REGISTRY
-from .prometheus_fastpath import Writer, counter_writer, gauge_writer, histogram_writer, span_attributes
-from .prometheus_labels import BoundedLabel
-from .prometheus_metrics import (
+from ... import semconv as sc
+from ...errors import ConfigError
+from ...guard import report
+from ...metrics_registry import REGISTRY
+from .fastpath import Writer, counter_writer, gauge_writer, histogram_writer, span_attributes
+from .labels import BoundedLabel
+from .metrics import (
     INFERENCE_OPERATIONS,
     OWN_LABELS,
     LatestMetrics,
@@ -50,23 +50,8 @@ from .prometheus_metrics import (
     OwnMetrics,
     latest_semconv_from_env,
 )
-from .prometheus_server import (
-    MetricsServer,
-    make_asgi_app,
-    make_wsgi_app,
-    serving_registry,
-    start_metrics_server,
-)
 
-__all__ = [
-    "DEFAULT_MAX_MODELS",
-    "MetricsServer",
-    "PrometheusMetricsProcessor",
-    "make_asgi_app",
-    "make_wsgi_app",
-    "serving_registry",
-    "start_metrics_server",
-]
+__all__ = ["DEFAULT_MAX_MODELS", "PrometheusMetricsProcessor"]
 
 DEFAULT_MAX_MODELS: Final = 200
 _SCOPE = sc.SCOPE_NAME

@@ -1,0 +1,109 @@
+"""The usage-record contract between the cost exporter and a cost API server: one definition, two sides.
+
+The exporter (``llm_otel.exporters.cost``) builds records with these field names and the reference server
+(``llm_otel.cost_server``) validates, stores and groups them by the same names, so the two cannot drift.
+Standard library only, like the reference server.
+
+Wire protocol:
+
+- ``POST {base}/v1/usage`` with ``{"records": [record, ...]}`` (JSON, optionally gzip-encoded), at most
+  :data:`MAX_RECORDS_PER_REQUEST` records. The server stores each record ``id`` once; a repeated id is
+  acknowledged as a duplicate and not stored again, which is what makes re-sending safe.
+- Answer ``200 {"accepted": n, "duplicates": m}``; or ``400`` with the same fields plus
+  ``"errors": [{"index": i, "id": ..., "error": "..."}]`` for the records it rejected (the valid records
+  of that request are stored all the same); ``413`` when the request is too large.
+- ``GET {base}/v1/costs?start=&end=&group_by=`` returns exact totals; ``group_by`` is a key of
+  :data:`GROUP_BY`.
+
+A record is a JSON object with the fields of :data:`RECORD_FIELDS` (a server ignores any others;
+``cost_usd`` and ``error_type`` may be omitted for null, ``attributes`` for ``{}``):
+
+- ``id``: unique per call (the exporter uses ``{trace_id}-{span_id}``), at most :data:`MAX_TEXT_CHARS`;
+- ``timestamp``: RFC 3339 with a UTC offset (the exporter sends ``...Z`` with microseconds);
+- the :data:`STRING_FIELDS`: non-empty strings of at most :data:`MAX_TEXT_CHARS` characters;
+- the :data:`TOKEN_FIELDS`: non-negative integers (``total_tokens`` = input + output; cached input is part
+  of input, reasoning is part of output);
+- ``cost_usd``: a decimal *string* (a JSON number would lose precision) >= 0, or null when the call could
+  not be priced;
+- ``latency_ms``: a number, 0 <= latency_ms < :data:`MAX_LATENCY_MS`;
+- ``status``: ``"ok"`` or ``"error"``; ``error_type``: a string (required when status is ``"error"``) or
+  null;
+- ``trace_id`` / ``span_id``: 32 / 16 lowercase hex digits;
+- ``attributes``: at most :data:`MAX_ATTRIBUTES` string -> string entries (attribution tags), keys of at
+  most :data:`MAX_TEXT_CHARS` and values of at most :data:`MAX_ATTRIBUTE_VALUE_CHARS` characters.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- endpoints and envelopes ---------------------------------------------------------------------------
+
+USAGE_PATH: Final = "/v1/usage"
+COSTS_PATH: Final = "/v1/costs"
+#: Request body: ``{"records": [...]}``.
+RECORDS: Final = "records"
+#: Answer to a POST: how many records were new, how many were already held, which were rejected.
+ACCEPTED: Final = "accepted"
+DUPLICATES: Final = "duplicates"
+ERRORS: Final = "errors"
+#: Keys of one entry of ``errors`` (``error`` is also the key of a whole-request error message).
+ERROR_INDEX: Final = "index"
+ERROR_ID: Final = "id"
+ERROR_MESSAGE: Final = "error"
+
+# --- record fields -------------------------------------------------------------------------------------
+
+ID: Final = "id"
+TIMESTAMP: Final = "timestamp"
+ORGANIZATION_ID: Final = "organization_id"
+SERVICE_NAME: Final = "service_name"
+PROVIDER: Final = "provider"
+MODEL_ID: Final = "model_id"
+OPERATION: Final = "operation"
+INPUT_TOKENS: Final = "input_tokens"
+OUTPUT_TOKENS: Final = "output_tokens"
+TOTAL_TOKENS: Final = "total_tokens"
+CACHED_INPUT_TOKENS: Final = "cached_input_tokens"
+REASONING_TOKENS: Final = "reasoning_tokens"
+COST_USD: Final = "cost_usd"
+LATENCY_MS: Final = "latency_ms"
+STATUS: Final = "status"
+ERROR_TYPE: Final = "error_type"
+TRACE_ID: Final = "trace_id"
+SPAN_ID: Final = "span_id"
+ATTRIBUTES: Final = "attributes"
+
+#: Required non-empty strings.
+STRING_FIELDS: Final = (ORGANIZATION_ID, SERVICE_NAME, PROVIDER, MODEL_ID, OPERATION)
+#: Non-negative integer token counts.
+TOKEN_FIELDS: Final = (INPUT_TOKENS, OUTPUT_TOKENS, TOTAL_TOKENS, CACHED_INPUT_TOKENS, REASONING_TOKENS)
+#: Every field of a record, in the order the exporter writes them.
+RECORD_FIELDS: Final = (
+    ID, TIMESTAMP, *STRING_FIELDS, *TOKEN_FIELDS, COST_USD, LATENCY_MS, STATUS, ERROR_TYPE, TRACE_ID,
+    SPAN_ID, ATTRIBUTES,
+)  # fmt: skip
+
+STATUS_OK: Final = "ok"
+STATUS_ERROR: Final = "error"
+STATUSES: Final = (STATUS_OK, STATUS_ERROR)
+
+# --- limits both sides hold to -------------------------------------------------------------------------
+
+MAX_RECORDS_PER_REQUEST: Final = 1000
+#: ``id``, the string fields, ``error_type`` and attribute keys.
+MAX_TEXT_CHARS: Final = 256
+MAX_ATTRIBUTES: Final = 64
+MAX_ATTRIBUTE_VALUE_CHARS: Final = 1024
+MAX_LATENCY_MS: Final = 1e12
+
+# --- reports -------------------------------------------------------------------------------------------
+
+#: ``group_by`` value of ``GET /v1/costs`` -> the record field it groups on.
+GROUP_BY: Final = {
+    "provider": PROVIDER,
+    "model": MODEL_ID,
+    "service": SERVICE_NAME,
+    "organization": ORGANIZATION_ID,
+    "operation": OPERATION,
+}

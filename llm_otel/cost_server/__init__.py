@@ -1,0 +1,14 @@
+"""Reference implementation of the cost API: SQLite-backed, standard library only.
+
+It receives the usage records the cost exporter sends, stores each record id once, and answers exact cost
+totals; the record fields, endpoints and limits it enforces are defined in :mod:`llm_otel.cost_contract`,
+which the exporter uses too. For tests, demos and small deployments; ``llm-otel cost-api`` runs it.
+``ThreadingHTTPServer`` is enough here: requests are small (at most ``MAX_RECORDS_PER_REQUEST`` records,
+body-capped), writes serialise on SQLite anyway, and it keeps the reference server free of web-framework
+dependencies.
+"""
+
+from .server import CostAPIServer, make_server
+from .store import UsageStore
+
+__all__ = ["CostAPIServer", "UsageStore", "make_server"]

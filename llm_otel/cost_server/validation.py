@@ -1,0 +1,109 @@
+"""Validation of one usage record against :mod:`llm_otel.cost_contract`: every problem becomes a clear
+per-record error message."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .. import cost_contract as c
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+
+
+def parse_time(value: str) -> datetime:
+    """RFC 3339 (``Z`` or offset) or a plain date -> aware UTC datetime; ValueError otherwise."""
+    text = value.strip()
+    if not text:
+        raise ValueError("empty time")
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        if "T" in text or " " in text:
+            raise ValueError("time without a UTC offset")
+        parsed = parsed.replace(tzinfo=timezone.utc)  # a bare date means UTC midnight
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_cost(value: Any) -> Decimal | None:
+    """``cost_usd``: null, or a string holding a finite, non-negative Decimal (never a JSON number)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(
+            f"{c.COST_USD} must be a decimal string or null (a JSON number would lose precision)"
+        )
+    try:
+        dec = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{c.COST_USD} {value[:40]!r} is not a decimal number") from None
+    if not dec.is_finite() or dec < 0:
+        raise ValueError(f"{c.COST_USD} must be finite and non-negative")
+    return dec
+
+
+def validate(record: Any) -> str | None:
+    """None when ``record`` is a valid usage record, else the reason it is not."""
+    try:
+        _validate(record)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _validate(rec: Any) -> None:
+    if not isinstance(rec, dict):
+        raise ValueError("record must be a JSON object")
+    max_text = c.MAX_TEXT_CHARS
+    rid = rec.get(c.ID)
+    if not isinstance(rid, str) or not rid or len(rid) > max_text:
+        raise ValueError(f"{c.ID} must be a non-empty string (at most {max_text} characters)")
+    stamp = rec.get(c.TIMESTAMP)
+    if not isinstance(stamp, str):
+        raise ValueError(f"{c.TIMESTAMP} must be an RFC 3339 string")
+    try:
+        parse_time(stamp)
+    except ValueError:
+        raise ValueError(f"{c.TIMESTAMP} {stamp[:40]!r} is not RFC 3339 with a UTC offset") from None
+    for name in c.STRING_FIELDS:
+        value = rec.get(name)
+        if not isinstance(value, str) or not value or len(value) > max_text:
+            raise ValueError(f"{name} must be a non-empty string (at most {max_text} characters)")
+    for name in c.TOKEN_FIELDS:
+        value = rec.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer")
+    parse_cost(rec.get(c.COST_USD))
+    latency = rec.get(c.LATENCY_MS)
+    if (
+        isinstance(latency, bool)
+        or not isinstance(latency, (int, float))
+        or not 0 <= latency < c.MAX_LATENCY_MS
+    ):
+        raise ValueError(f"{c.LATENCY_MS} must be a non-negative number")
+    status = rec.get(c.STATUS)
+    if status not in c.STATUSES:
+        raise ValueError(f'{c.STATUS} must be "{c.STATUS_OK}" or "{c.STATUS_ERROR}"')
+    error_type = rec.get(c.ERROR_TYPE)
+    if error_type is not None and (not isinstance(error_type, str) or len(error_type) > max_text):
+        raise ValueError(f"{c.ERROR_TYPE} must be a string or null")
+    if status == c.STATUS_ERROR and not error_type:
+        raise ValueError(f'{c.ERROR_TYPE} is required when {c.STATUS} is "{c.STATUS_ERROR}"')
+    trace_id, span_id = rec.get(c.TRACE_ID), rec.get(c.SPAN_ID)
+    if not isinstance(trace_id, str) or not _HEX32.fullmatch(trace_id):
+        raise ValueError(f"{c.TRACE_ID} must be 32 lowercase hex digits")
+    if not isinstance(span_id, str) or not _HEX16.fullmatch(span_id):
+        raise ValueError(f"{c.SPAN_ID} must be 16 lowercase hex digits")
+    attributes = rec.get(c.ATTRIBUTES, {})
+    if not isinstance(attributes, dict) or len(attributes) > c.MAX_ATTRIBUTES:
+        raise ValueError(f"{c.ATTRIBUTES} must be an object of at most {c.MAX_ATTRIBUTES} entries")
+    max_value = c.MAX_ATTRIBUTE_VALUE_CHARS
+    for key, value in attributes.items():
+        if not isinstance(value, str) or len(key) > max_text or len(value) > max_value:
+            raise ValueError(
+                f"{c.ATTRIBUTES}[{key[:40]!r}] must be a string (at most {max_value} characters)"
+            )
