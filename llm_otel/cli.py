@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import signal
 import sys
@@ -17,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from .config import env
 from .cost_contract import COSTS_PATH, GROUP_BY
 
 KEY_ENV = "LLM_OTEL_COST_API_KEY"
@@ -41,7 +41,7 @@ def _since(value: str, now: datetime) -> datetime:
 def _cmd_cost_api(args: argparse.Namespace) -> int:
     from .cost_server import make_server
 
-    key = os.environ.get(KEY_ENV) or None
+    key = env(KEY_ENV) or None
     if key is None and not args.no_auth:
         print(f"llm-otel cost-api: set {KEY_ENV} (or pass --no-auth for a local, unauthenticated server)",
               file=sys.stderr)  # fmt: skip
@@ -69,8 +69,8 @@ def _cmd_cost_api(args: argparse.Namespace) -> int:
 
 
 def _cmd_costs(args: argparse.Namespace) -> int:
-    key = args.api_key or os.environ.get(KEY_ENV)
-    url = (args.url or os.environ.get(URL_ENV) or "").rstrip("/")
+    key = args.api_key or env(KEY_ENV)
+    url = (args.url or env(URL_ENV) or "").rstrip("/")
     if not url:
         print(f"llm-otel costs: pass --url or set {URL_ENV}", file=sys.stderr)
         return 2

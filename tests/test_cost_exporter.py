@@ -470,12 +470,12 @@ def test_unusable_spool_path_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_default_spool_path_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from llm_otel.exporters.cost.spool import default_spool_path
+    from llm_otel.config import default_spool_path
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    assert default_spool_path() == tmp_path / "llm-otel" / "spool.sqlite"
+    assert Path(default_spool_path()) == tmp_path / "llm-otel" / "spool.sqlite"
     monkeypatch.delenv("XDG_DATA_HOME")
-    assert default_spool_path() == Path.home() / ".local" / "share" / "llm-otel" / "spool.sqlite"
+    assert Path(default_spool_path()) == Path.home() / ".local" / "share" / "llm-otel" / "spool.sqlite"
 
 
 def test_retry_after_parsing() -> None:

@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ... import cost_contract as c
-from ...config import parse_url
+from ...config import default_spool_path, parse_url
 from ...errors import ConfigError
 from ...guard import report
 from ...semconv import SCOPE_NAME
@@ -52,7 +52,7 @@ from .metrics import (
     RECORDS_SPOOLED,
     SPOOL_DEPTH,
 )
-from .spool import DeadLetterFile, Spool, count_records, dead_letter_path, default_spool_path
+from .spool import DeadLetterFile, Spool, count_records, dead_letter_path
 from .transport import Backoff, Transport, parse_json, parse_retry_after
 
 logger = logging.getLogger("llm_otel")
@@ -137,7 +137,7 @@ class CostAPIExporter(SpanExporter):
         _check_number("cost_api_shutdown_timeout", shutdown_timeout, 0.0, 3600)
         if spool_path is not None and not isinstance(spool_path, (str, os.PathLike)):
             raise ConfigError("spool_path", spool_path, "must be a path")
-        self.spool_path = Path(os.fspath(spool_path)).expanduser() if spool_path else default_spool_path()
+        self.spool_path = Path(os.fspath(spool_path or default_spool_path())).expanduser()
         self.organization_id = organization_id
         self.timeout = float(timeout)
         self.max_batch = max_batch

@@ -38,16 +38,6 @@ CREATE TABLE IF NOT EXISTS spool (
 """
 
 
-def default_spool_path() -> Path:
-    """`$XDG_DATA_HOME/llm-otel/spool.sqlite` (default `~/.local/share`; `%LOCALAPPDATA%` on Windows)."""
-    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
-        base = Path(os.environ["LOCALAPPDATA"])
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME")
-        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / "llm-otel" / "spool.sqlite"
-
-
 def dead_letter_path(spool_path: Path) -> Path:
     """The dead-letter file lives next to the spool: ``spool.sqlite`` -> ``spool.deadletter.jsonl``."""
     return spool_path.with_name(spool_path.stem + ".deadletter.jsonl")

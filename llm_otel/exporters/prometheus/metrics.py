@@ -13,7 +13,6 @@ different label set for a name (another ``label_tags``) replaces the family in t
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from collections.abc import Sequence
@@ -31,8 +30,6 @@ TOKEN_BUCKETS: Final = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 )  # fmt: skip
 
-#: Value of OTEL_SEMCONV_STABILITY_OPT_IN that switches to the newest GenAI metric names.
-LATEST_OPT_IN: Final = "gen_ai_latest_experimental"
 #: Operations that the newest conventions measure as ``gen_ai.client.inference.*``.
 INFERENCE_OPERATIONS: Final = frozenset({"chat", "text_completion", "generate_content"})
 
@@ -47,12 +44,6 @@ L_MODALITY: Final = "gen_ai_token_modality"
 SEMCONV_LABELS: Final = (L_OPERATION, L_PROVIDER, L_REQUEST_MODEL, L_RESPONSE_MODEL)
 #: llm-otel's own label names; allow-listed tag labels must not collide with them.
 OWN_LABELS: Final = frozenset({"provider", "model", "service", "operation", "status", "type"})
-
-
-def latest_semconv_from_env() -> bool:
-    """True when OTEL_SEMCONV_STABILITY_OPT_IN (comma-separated) contains ``gen_ai_latest_experimental``."""
-    raw = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
-    return LATEST_OPT_IN in {part.strip() for part in raw.split(",")}
 
 
 _M = TypeVar("_M", bound=MetricWrapperBase)

@@ -37,6 +37,7 @@ from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry, Histogram
 
 from ... import semconv as sc
+from ...config import latest_semconv_from_env
 from ...errors import ConfigError
 from ...guard import report
 from ...metrics_registry import REGISTRY
@@ -48,7 +49,6 @@ from .metrics import (
     LatestMetrics,
     LegacyMetrics,
     OwnMetrics,
-    latest_semconv_from_env,
 )
 
 __all__ = ["DEFAULT_MAX_MODELS", "PrometheusMetricsProcessor"]

@@ -6,7 +6,6 @@ is set (pre-fork servers), a fresh registry whose ``MultiProcessCollector`` sums
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from ...config import prometheus_multiprocess_dir
 from ...errors import ConfigError
 from ...metrics_registry import REGISTRY
 
@@ -26,17 +26,11 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464
 
 
-def multiprocess_dir() -> str | None:
-    """The prometheus-client multiprocess directory, if that mode is on."""
-    legacy = "prometheus_multiproc_dir"  # the lower-case name older prometheus-client versions read
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get(legacy) or None
-
-
 def serving_registry(registry: Collector | None = None) -> Collector:
     """``registry`` if given; else the multiprocess view in multiprocess mode; else llm-otel's REGISTRY."""
     if registry is not None:
         return registry
-    path = multiprocess_dir()
+    path = prometheus_multiprocess_dir()
     if path is None:
         return REGISTRY
     merged = CollectorRegistry()
