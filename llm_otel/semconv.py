@@ -70,7 +70,6 @@ COST_INPUT: Final = "llm_otel.cost.input"
 COST_OUTPUT: Final = "llm_otel.cost.output"
 PRICING_STATUS: Final = "llm_otel.pricing.status"
 PRICING_SOURCE: Final = "llm_otel.pricing.source"
-USAGE_ESTIMATED: Final = "llm_otel.usage.estimated"
 STREAM_ABANDONED: Final = "llm_otel.stream.abandoned"
 #: User cost-attribution tags (``llm_otel.attributes(tenant=...)``) are written as ``llm_otel.tag.<key>``.
 TAG_PREFIX: Final = "llm_otel.tag."
