@@ -175,9 +175,9 @@ def _bare_span(provider: Any) -> None:
 
 
 def _span_only(provider: Any) -> None:
-    from llm_otel.instrumentors._call import Telemetry
-    from llm_otel.instrumentors._setup import make_tracer
+    from llm_otel.instrumentors.call import Telemetry
     from llm_otel.instrumentors.ollama import OllamaInstrumentor
+    from llm_otel.instrumentors.tracer import make_tracer
     from llm_otel.pricing import PriceTable
 
     t = Telemetry(tracer=make_tracer(provider), prices=PriceTable.bundled())

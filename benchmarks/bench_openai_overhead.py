@@ -205,9 +205,9 @@ def _bare_span(provider: Any, mode: str) -> None:
 
 
 def _span_only(provider: Any, prices: bool = True) -> None:
-    from llm_otel.instrumentors._call import Telemetry
-    from llm_otel.instrumentors._setup import make_tracer
+    from llm_otel.instrumentors.call import Telemetry
     from llm_otel.instrumentors.openai import OpenAIInstrumentor
+    from llm_otel.instrumentors.tracer import make_tracer
     from llm_otel.pricing import PriceTable
 
     t = Telemetry(tracer=make_tracer(provider), prices=PriceTable.bundled() if prices else None)
@@ -218,8 +218,10 @@ def _ablate(variant: str, provider: Any) -> None:
     """Cumulative ablations: each lo_* level switches off everything the previous ones did, plus one piece."""
     order = ["lo_no_pricing", "lo_no_response", "lo_no_request", "lo_no_context"]
     level = order.index(variant)
-    from llm_otel.instrumentors import _call, openai_request, openai_response
-    from llm_otel.instrumentors import openai as oi
+    from llm_otel.instrumentors import call as _call
+    from llm_otel.instrumentors.openai import instrumentor as oi
+    from llm_otel.instrumentors.openai import request as openai_request
+    from llm_otel.instrumentors.openai import response as openai_response
 
     original_outcome = openai_response.chat_outcome
     if level >= 1:  # response extraction off: empty Outcome, stream accumulator reads nothing
@@ -236,8 +238,7 @@ def _ablate(variant: str, provider: Any) -> None:
             for e in oi.ENDPOINTS
         ]
     if level >= 2:  # request extraction off: the model only
-        openai_request.server_and_provider = lambda instance, t, azure: ("openai", {})  # type: ignore[assignment]
-        oi.req.server_and_provider = openai_request.server_and_provider
+        oi.server_and_provider = lambda instance, t, azure: ("openai", {})  # type: ignore[assignment]
 
         def chat_request(kwargs: dict[str, Any], attrs: dict[str, Any]) -> Any:
             return kwargs.get("model")
@@ -249,7 +250,7 @@ def _ablate(variant: str, provider: Any) -> None:
             for e in oi.ENDPOINTS
         ]
     if level >= 3:  # no context attach/detach, no in-call contextvar, no sampler wrapper
-        import llm_otel.instrumentors._setup as setup
+        import llm_otel.instrumentors.tracer as setup
 
         setup.record_dropped_spans = lambda tracer: None  # type: ignore[assignment]
         _call.GenAICall.activate = lambda self: None  # type: ignore[method-assign]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .pipeline import Instrumentation
 
 __all__ = ["ConfigError", "Instrumentation", "attributes", "instrument", "uninstrument", "__version__"]
-__version__ = "0.1.0"
+from .version import __version__
 
 _lock = threading.Lock()
 _handle: Any = None

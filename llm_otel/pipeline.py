@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from .config import Settings
 from .errors import ConfigError
-from .instrumentors._call import Telemetry
-from .instrumentors._setup import make_tracer
+from .instrumentors.call import Telemetry
+from .instrumentors.tracer import make_tracer
 from .pricing import PriceTable
 
 logger = logging.getLogger("llm_otel")

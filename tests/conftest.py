@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llm_otel.content import CaptureMode
-from llm_otel.instrumentors._call import Telemetry
-from llm_otel.instrumentors._setup import make_tracer
+from llm_otel.instrumentors.call import Telemetry
+from llm_otel.instrumentors.tracer import make_tracer
 from llm_otel.pricing import PriceTable
 from llm_otel.testing import FakeLLMServer
 

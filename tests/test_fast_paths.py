@@ -9,7 +9,7 @@ from importlib import resources
 
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 
-from llm_otel.instrumentors._fast_attributes import set_attributes_fast
+from llm_otel.instrumentors.fast_attributes import set_attributes_fast
 from llm_otel.pricing import PriceTable
 
 ATTRS = {

@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRat
 
 import llm_otel
 from llm_otel import ConfigError
-from llm_otel.instrumentors._call import Telemetry
-from llm_otel.instrumentors._setup import make_tracer
+from llm_otel.instrumentors.call import Telemetry
+from llm_otel.instrumentors.tracer import make_tracer
 from llm_otel.testing.otlp_receiver import OTLPGrpcReceiver, OTLPHttpReceiver
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]

@@ -14,9 +14,9 @@ from tests_support import client_http_module
 
 from llm_otel import semconv as sc
 from llm_otel.exporters.prometheus import PrometheusMetricsProcessor
-from llm_otel.instrumentors._call import Telemetry
-from llm_otel.instrumentors._setup import make_tracer
+from llm_otel.instrumentors.call import Telemetry
 from llm_otel.instrumentors.openai import OpenAIInstrumentor
+from llm_otel.instrumentors.tracer import make_tracer
 from llm_otel.pricing import PriceTable
 
 http = client_http_module()

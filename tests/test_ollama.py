@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from llm_otel import semconv as sc
 from llm_otel.content import CaptureMode
-from llm_otel.instrumentors._call import Telemetry
+from llm_otel.instrumentors.call import Telemetry
 from llm_otel.instrumentors.ollama import OllamaInstrumentor
 from llm_otel.testing import MESSAGE_OVERHEAD, THINKING_TEXT, count_tokens
 from llm_otel.testing.ollama_routes import EVAL_NS_PER_TOKEN, LOAD_NS, OVERHEAD_NS, PROMPT_EVAL_NS_PER_TOKEN

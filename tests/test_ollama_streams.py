@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from llm_otel import semconv as sc
+from llm_otel.instrumentors.ollama import OllamaInstrumentor
 
 MESSAGES = [{"role": "user", "content": "Tell me a long story about streams"}]
 
@@ -70,9 +71,9 @@ def _abandoned(span: Any) -> None:
 def test_full_drain_same_items(
     ollama_instrumented: Any, spans: Any, server: Any, client: ollama.Client, open_stream: Callable[..., Any]
 ) -> None:
-    ollama_instrumented.active = False
+    OllamaInstrumentor().uninstrument()
     plain = [c.model_dump(exclude={"created_at"}) for c in open_stream(client)]
-    ollama_instrumented.active = True
+    OllamaInstrumentor().instrument(llm_otel_telemetry=ollama_instrumented)
     stream = open_stream(client)
     assert inspect.isgenerator(stream)  # the proxy keeps the type
     traced = [c.model_dump(exclude={"created_at"}) for c in stream]

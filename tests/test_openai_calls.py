@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from tests_support import HAS_RESPONSES, chat_parse_resource
 
 from llm_otel import semconv as sc
+from llm_otel.instrumentors.openai import OpenAIInstrumentor
 from llm_otel.testing import count_tokens
 
 needs_responses = pytest.mark.skipif(not HAS_RESPONSES, reason="openai client without the Responses API")
@@ -114,7 +115,7 @@ def test_stream_chunks_unchanged(openai_instrumented: Any, server: Any, client: 
         c.model_dump(exclude={"id", "created", "obfuscation"})
         for c in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     ]
-    openai_instrumented.active = False
+    OpenAIInstrumentor().uninstrument()
     plain = [
         c.model_dump(exclude={"id", "created", "obfuscation"})
         for c in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)

@@ -9,6 +9,7 @@ import pytest
 from tests_support import HAS_RESPONSES
 
 from llm_otel import semconv as sc
+from llm_otel.instrumentors.openai import OpenAIInstrumentor
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
 
@@ -101,6 +102,6 @@ def test_raw_wrapper_cached_before_uninstrument_passes_through(
     raw_api = client.chat.completions.with_raw_response  # caches the (wrapped) bound create
     raw_api.create(model="gpt-4o-mini", messages=MESSAGES).parse()
     assert len(spans.genai()) == 1
-    openai_instrumented.active = False  # what uninstrument() does for captured wrappers
+    OpenAIInstrumentor().uninstrument()  # raw_api still holds the wrapped create: it must pass through
     raw_api.create(model="gpt-4o-mini", messages=MESSAGES).parse()
     assert len(spans.genai()) == 1

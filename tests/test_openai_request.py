@@ -7,7 +7,7 @@ from typing import Any
 import openai
 
 from llm_otel import semconv as sc
-from llm_otel.instrumentors.openai_request import chat_request, responses_request
+from llm_otel.instrumentors.openai.request import chat_request, responses_request
 
 
 def _chat(**kwargs: Any) -> tuple[str | None, dict[str, Any]]:

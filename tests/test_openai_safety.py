@@ -11,8 +11,8 @@ import pytest
 from llm_otel import guard
 from llm_otel import semconv as sc
 from llm_otel.content import CaptureMode, parse_mode
-from llm_otel.instrumentors import openai as openai_instr
-from llm_otel.instrumentors import openai_response
+from llm_otel.instrumentors.openai import instrumentor as openai_instr
+from llm_otel.instrumentors.openai import response as openai_response
 
 MESSAGES = [
     {"role": "system", "content": "You are a pirate."},
@@ -123,10 +123,8 @@ def test_extractor_failure_returns_real_result(
 def test_start_failure_returns_real_result(
     openai_instrumented: Any, spans: Any, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llm_otel.instrumentors import openai_request
-
     before = _counter("openai.start")
-    monkeypatch.setattr(openai_request, "server_and_provider", lambda *a: 1 / 0)
+    monkeypatch.setattr(openai_instr, "server_and_provider", lambda *a: 1 / 0)
     result = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert result.choices[0].message.content
     assert _counter("openai.start") == before + 1

@@ -1,19 +1,17 @@
-"""Opt-in message content in the GenAI conventions' JSON shape (gen_ai.input/output.messages).
+"""Opt-in message content: request messages turned into the GenAI conventions' JSON shape.
 
-Never consumes the user's inputs: only lists and tuples are read; a generator or other one-shot iterable
-is skipped (the request must go out exactly as the user built it). Each text part is cut at the configured
-size. Only message text, tool calls and media references are recorded: never headers or keys.
+Pure functions, no span or call object: they build the message lists that ``GenAICall.record_input``
+(call.py) puts on the span or the event. Never consumes the user's inputs: only lists and tuples are read;
+a generator or other one-shot iterable is skipped (the request must go out exactly as the user built it).
+Each text part is cut at the configured size. Only message text, tool calls and media references are
+recorded: never headers or keys.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import semconv as sc
-from ..content import to_json, truncate
-
-if TYPE_CHECKING:
-    from ._call import GenAICall
+from ..content import truncate
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -99,31 +97,3 @@ def prompt_messages(prompt: Any, limit: int) -> list[dict[str, Any]] | None:
     if isinstance(prompt, (list, tuple)) and all(isinstance(p, str) for p in prompt):
         return [{"role": "user", "parts": [{"type": "text", "content": truncate(p, limit)}]} for p in prompt]
     return None
-
-
-def record_input(
-    call: GenAICall, messages: list[dict[str, Any]] | None, system: list[dict[str, Any]] | None = None
-) -> None:
-    capture = call.telemetry.capture
-    attrs: dict[str, Any] = {}
-    if messages is not None:
-        attrs[sc.INPUT_MESSAGES] = to_json(messages)
-    if system:
-        attrs[sc.SYSTEM_INSTRUCTIONS] = to_json(system)
-    if not attrs:
-        return
-    if capture.on_span:
-        call.span.set_attributes(attrs)
-    if capture.on_event:
-        call.event_content = attrs
-
-
-def record_output(call: GenAICall, messages: list[dict[str, Any]], attrs: dict[str, Any]) -> None:
-    capture = call.telemetry.capture
-    encoded = to_json(messages)
-    if capture.on_span:
-        attrs[sc.OUTPUT_MESSAGES] = encoded
-    if capture.on_event:
-        event = dict(call.event_content or {})
-        event[sc.OUTPUT_MESSAGES] = encoded
-        call.span.add_event(sc.EVENT_INFERENCE_DETAILS, event)

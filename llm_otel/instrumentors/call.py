@@ -1,9 +1,11 @@
 """One LLM call = one span: where a GenAI span starts, and the single place where it ends.
 
-Wrappers (openai.py, ollama.py) build the request attributes and an :class:`Outcome` from the response;
-:class:`GenAICall` owns the span lifecycle: it starts the CLIENT span, ends it exactly once, and computes
-the cost there (pricing is looked up once per call, from the same numbers that go on the span). Metrics
-and cost records are derived from the finished span by span processors, never computed twice.
+The client wrappers (``openai/instrumentor.py``, ``ollama/instrumentor.py``) build the request attributes
+and an :class:`Outcome` from the response; :class:`GenAICall` owns the span lifecycle: it starts the CLIENT
+span, records opt-in message content, ends the span exactly once, and computes the cost there (pricing is
+looked up once per call, from the same numbers that go on the span). Metrics and cost records are derived
+from the finished span by span processors, never computed twice. :class:`Telemetry` is what every wrapper
+shares (tracer, price table, content mode).
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .. import guard
 from .. import semconv as sc
 from ..attribution import current_tags
-from ..content import CaptureMode
-from ._fast_attributes import set_attributes_fast
-from .content_capture import record_output
+from ..content import CaptureMode, to_json
+from .fast_attributes import set_attributes_fast
 
 if TYPE_CHECKING:
     from ..pricing import PriceTable
@@ -41,8 +42,6 @@ class Telemetry:
     inject_stream_usage: bool = True
     #: (host, port) or host -> provider name, for OpenAI-compatible servers (e.g. Ollama's /v1).
     provider_hosts: dict[Any, str] = field(default_factory=dict)
-    #: False after uninstrument(): wrappers cached inside client objects then pass straight through.
-    active: bool = True
 
 
 class Outcome:
@@ -145,6 +144,35 @@ class GenAICall:
         if not self.first_chunk_ns:
             self.first_chunk_ns = time.monotonic_ns()
 
+    # -- opt-in content (message JSON built by content_capture.py) -------------------------------------
+    def record_input(
+        self, messages: list[dict[str, Any]] | None, system: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Input messages and system instructions: on the span now, and/or kept for the end-of-call event."""
+        capture = self.telemetry.capture
+        attrs: dict[str, Any] = {}
+        if messages is not None:
+            attrs[sc.INPUT_MESSAGES] = to_json(messages)
+        if system:
+            attrs[sc.SYSTEM_INSTRUCTIONS] = to_json(system)
+        if not attrs:
+            return
+        if capture.on_span:
+            self.span.set_attributes(attrs)
+        if capture.on_event:
+            self.event_content = attrs
+
+    def record_output(self, messages: list[dict[str, Any]], attrs: dict[str, Any]) -> None:
+        """Output messages: into the end attributes, and/or one event carrying input and output together."""
+        capture = self.telemetry.capture
+        encoded = to_json(messages)
+        if capture.on_span:
+            attrs[sc.OUTPUT_MESSAGES] = encoded
+        if capture.on_event:
+            event = dict(self.event_content or {})
+            event[sc.OUTPUT_MESSAGES] = encoded
+            self.span.add_event(sc.EVENT_INFERENCE_DETAILS, event)
+
     # -- ends -----------------------------------------------------------------------------------------
     def end_ok(self, outcome: Outcome | None, *, abandoned: bool = False) -> None:
         if self.ended:
@@ -229,5 +257,5 @@ class GenAICall:
                 if cost_out is not None:
                     attrs[sc.COST_OUTPUT] = cost_out
         if outcome.output_messages is not None and self.telemetry.capture.enabled:
-            record_output(self, outcome.output_messages, attrs)
+            self.record_output(outcome.output_messages, attrs)
         return attrs

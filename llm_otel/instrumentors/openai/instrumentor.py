@@ -4,16 +4,20 @@ Patched with wrapt on the resource classes, so every client instance (``OpenAI``
 ``AzureOpenAI``, ...) is covered: chat.completions.create/parse (+ the beta parse where present, and the
 ``chat.completions.stream()`` helper through create), responses.create/parse (+ ``responses.stream()``),
 embeddings.create and the legacy completions.create. ``with_raw_response``/``with_streaming_response``
-keep their API: the span ends when the body is parsed or the response closed.
+keep their API: the span ends when the body is parsed or the response closed (``raw_responses.py``).
 
-Supported: openai >= 1.55 (the first 1.x that works with httpx 0.28) through 3.x (httpx2).
+Holds the endpoint table, the per-call wrappers and :class:`OpenAIInstrumentor`; what is read from a
+request and a response lives in ``request.py`` / ``response.py`` beside it.
+
+Supported: openai 1.55 (the first 1.x that works with httpx 0.28) through 3.x (httpx2). The requirement
+BaseInstrumentor checks is ``_instruments`` below.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import importlib
-import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -22,18 +26,20 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
-from .. import guard
-from .. import semconv as sc
-from . import content_capture as cc
-from . import openai_request as req
-from . import openai_response as resp
-from ._call import GenAICall, Outcome, Telemetry
-from ._setup import telemetry_from_kwargs
-from ._streams import AsyncStreamProxy, SyncStreamProxy
+from ... import guard
+from ... import semconv as sc
+from .. import content_capture as cc
+from ..call import GenAICall, Outcome, Telemetry
+from ..server import server_and_provider
+from ..streams import AsyncStreamProxy, SyncStreamProxy
+from ..tracer import telemetry_from_kwargs
+from . import request as req
+from . import response as resp
+from .raw_responses import AsyncRawResponseProxy, LegacyRawStreamProxy, RawResponseProxy
 
-logger = logging.getLogger("llm_otel")
+#: The openai versions this instrumentor supports, as ``instrumentation_dependencies()`` reports them.
+_instruments = ("openai >= 1.55",)
 
-_RAW_HEADER = "X-Stainless-Raw-Response"
 #: Set while a wrapped OpenAI method runs, so a wrapped method called by another one adds no second span.
 _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("llm_otel_openai_in_call", default=False)
 
@@ -146,7 +152,7 @@ class _Wrapping:
     def __init__(self, telemetry: Telemetry, types: _ClientTypes) -> None:
         self.t = telemetry
         #: False after this instrumentor's uninstrument(): wrappers captured inside client objects (e.g.
-        #: openai's cached with_raw_response) then pass straight through. Telemetry.active is a global switch.
+        #: openai's cached with_raw_response) then pass straight through.
         self.enabled = True
         self.types = types
 
@@ -155,7 +161,7 @@ class _Wrapping:
         self, ep: _Endpoint, instance: Any, kwargs: dict[str, Any]
     ) -> tuple[GenAICall, dict[str, Any], bool]:
         t = self.t
-        provider, attrs = req.server_and_provider(instance, t, self.types.azure)
+        provider, attrs = server_and_provider(instance, t, self.types.azure)
         model = ep.request(kwargs, attrs)
         hide_usage = False
         call_kwargs = kwargs
@@ -172,11 +178,11 @@ class _Wrapping:
             limit = self.t.max_chars
             if ep.request is req.responses_request:
                 messages, system = cc.responses_input(kwargs, limit)
-                cc.record_input(call, messages, system)
+                call.record_input(messages, system)
             elif ep.operation == sc.OP_TEXT_COMPLETION:
-                cc.record_input(call, cc.prompt_messages(kwargs.get("prompt"), limit))
+                call.record_input(cc.prompt_messages(kwargs.get("prompt"), limit))
             elif ep.operation == sc.OP_CHAT:
-                cc.record_input(call, cc.chat_messages(kwargs.get("messages"), limit))
+                call.record_input(cc.chat_messages(kwargs.get("messages"), limit))
         except Exception as exc:
             guard.report("openai.capture_input", exc)
 
@@ -204,8 +210,7 @@ class _Wrapping:
         return result
 
     def finish_raw(self, ep: _Endpoint, call: GenAICall, raw: Any, hide_usage: bool) -> Any:
-        from ._raw_responses import AsyncRawResponseProxy, LegacyRawStreamProxy, RawResponseProxy
-
+        proxy_cls: type[Any]
         if isinstance(raw, self.types.legacy_raw):
             if not ep.stream or not getattr(raw, "_stream", False):
                 # Body already read: parse now (openai caches it, the user's parse() returns the same object).
@@ -216,19 +221,20 @@ class _Wrapping:
                     return raw
                 call.end_ok(ep.outcome(parsed, self.t.capture.enabled, self.t.max_chars))
                 return raw
-            return LegacyRawStreamProxy(raw, call, self, ep, hide_usage)
-        if isinstance(raw, self.types.async_api_response):
-            return AsyncRawResponseProxy(raw, call, self, ep, hide_usage)
-        return RawResponseProxy(raw, call, self, ep, hide_usage)
+            proxy_cls = LegacyRawStreamProxy
+        elif isinstance(raw, self.types.async_api_response):
+            proxy_cls = AsyncRawResponseProxy
+        else:
+            proxy_cls = RawResponseProxy
+        # the proxy ends the span through finish() once the user parses the body
+        return proxy_cls(raw, call, functools.partial(self.finish, ep, call, hide_usage=hide_usage))
 
     # -- wrappers --------------------------------------------------------------------------------------
     def make(self, ep: _Endpoint) -> Callable[..., Any]:
-        t = self.t
-
         if ep.is_async:
 
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                if not (self.enabled and t.active) or _IN_CALL.get():
+                if not self.enabled or _IN_CALL.get():
                     return await wrapped(*args, **kwargs)
                 try:
                     call, call_kwargs, hide_usage = self.start(ep, instance, kwargs)
@@ -250,7 +256,7 @@ class _Wrapping:
             return async_wrapper
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not (self.enabled and t.active) or _IN_CALL.get():
+            if not self.enabled or _IN_CALL.get():
                 return wrapped(*args, **kwargs)
             try:
                 call, call_kwargs, hide_usage = self.start(ep, instance, kwargs)
@@ -309,7 +315,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _patched: list[tuple[Any, str]] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("openai >= 1.55",)
+        return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
         telemetry = telemetry_from_kwargs(kwargs)

@@ -10,11 +10,15 @@ The path picks the operation (``/api/chat`` chat, ``/api/generate`` text_complet
 through. Streams (a generator, or an async generator for ``AsyncClient``) are handed back behind a proxy
 that ends the span on every way out.
 
-Supported: ollama >= 0.4.0 (the first release whose methods go through ``_request(cls, ...)`` and return
+Holds the wrappers and :class:`OllamaInstrumentor`; what is read from a request body and a response lives
+in ``request.py`` / ``response.py`` beside it.
+
+Supported: ollama 0.4.0 (the first release whose methods go through ``_request(cls, ...)`` and return
 pydantic models; 0.3.x returned plain dicts from a different internal API) through 0.6.3, both ends
-tested. Old releases raise ``httpx.ConnectError`` for a refused connection where current ones raise the
-builtin ``ConnectionError`` (and streams raise ``httpx.ConnectError`` on every version); ``error.type``
-records whichever the user gets.
+tested; the requirement BaseInstrumentor checks is ``_instruments`` below. Old releases raise
+``httpx.ConnectError`` for a refused connection where current ones raise the builtin ``ConnectionError``
+(and streams raise ``httpx.ConnectError`` on every version); ``error.type`` records whichever the user
+gets.
 """
 
 from __future__ import annotations
@@ -28,17 +32,21 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
-from .. import guard
-from .. import semconv as sc
-from ..content import truncate
-from . import content_capture as cc
-from . import ollama_extract as ex
-from ._call import GenAICall, Telemetry
-from ._setup import telemetry_from_kwargs
-from ._streams import AsyncGeneratorProxy, SyncIteratorProxy
-from .openai_request import server_and_provider
+from ... import guard
+from ... import semconv as sc
+from ...content import truncate
+from .. import content_capture as cc
+from ..call import GenAICall, Telemetry
+from ..server import server_and_provider
+from ..streams import AsyncGeneratorProxy, SyncIteratorProxy
+from ..tracer import telemetry_from_kwargs
+from . import request as req
+from . import response as resp
 
 logger = logging.getLogger("llm_otel")
+
+#: The ollama versions this instrumentor supports, as ``instrumentation_dependencies()`` reports them.
+_instruments = ("ollama >= 0.4.0",)
 
 _MODULE = "ollama._client"
 _CLASSES = (("Client", False), ("AsyncClient", True))
@@ -61,8 +69,8 @@ class _Wrapping:
 
     def __init__(self, telemetry: Telemetry) -> None:
         self.t = telemetry
-        #: False after this instrumentor's uninstrument(): wrappers captured inside client objects (e.g.
-        #: openai's cached with_raw_response) then pass straight through. Telemetry.active is a global switch.
+        #: False after this instrumentor's uninstrument(): a wrapper someone captured before then passes
+        #: straight through.
         self.enabled = True
 
     def start(self, instance: Any, operation: str, kwargs: dict[str, Any]) -> GenAICall:
@@ -71,7 +79,7 @@ class _Wrapping:
         if not isinstance(body, dict):
             body = {}
         _, attrs = server_and_provider(instance, t, ())
-        model = ex.request_attributes(body, attrs)
+        model = req.request_attributes(body, attrs)
         if kwargs.get("stream"):  # what _request returns depends on this flag, not on the body
             attrs[sc.REQUEST_STREAM] = True
         call = GenAICall(t, operation, sc.PROVIDER_OLLAMA, model, attrs)
@@ -83,7 +91,7 @@ class _Wrapping:
         try:
             limit = self.t.max_chars
             if operation == sc.OP_CHAT:
-                cc.record_input(call, cc.chat_messages(body.get("messages"), limit))
+                call.record_input(cc.chat_messages(body.get("messages"), limit))
             elif operation == sc.OP_TEXT_COMPLETION:
                 system = body.get("system")
                 instructions = (
@@ -91,7 +99,7 @@ class _Wrapping:
                     if isinstance(system, str) and system
                     else None
                 )
-                cc.record_input(call, cc.prompt_messages(body.get("prompt"), limit), instructions)
+                call.record_input(cc.prompt_messages(body.get("prompt"), limit), instructions)
         except Exception as exc:
             guard.report("ollama.capture_input", exc)
 
@@ -100,13 +108,13 @@ class _Wrapping:
         t = self.t
         try:
             if stream:
-                acc = ex.OllamaChunks(operation, t.capture.enabled, t.max_chars)
+                acc = resp.OllamaChunks(operation, t.capture.enabled, t.max_chars)
                 return (
                     AsyncGeneratorProxy(result, call, acc)
                     if is_async
                     else SyncIteratorProxy(result, call, acc)
                 )
-            call.end_ok(ex.outcome(result, operation, t.capture.enabled, t.max_chars))
+            call.end_ok(resp.outcome(result, operation, t.capture.enabled, t.max_chars))
         except Exception as exc:
             guard.report("ollama.finish", exc)
             call.end_ok(None)
@@ -126,12 +134,10 @@ class _Wrapping:
             return None
 
     def make(self, is_async: bool) -> Callable[..., Any]:
-        t = self.t
-
         if is_async:
 
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                if not (self.enabled and t.active):
+                if not self.enabled:
                     return await wrapped(*args, **kwargs)
                 begun = self._begin(instance, args, kwargs)
                 if begun is None:
@@ -150,7 +156,7 @@ class _Wrapping:
             return async_wrapper
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not (self.enabled and t.active):
+            if not self.enabled:
                 return wrapped(*args, **kwargs)
             begun = self._begin(instance, args, kwargs)
             if begun is None:
@@ -177,7 +183,7 @@ class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _wrapping: _Wrapping | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("ollama >= 0.4.0",)
+        return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
         # not ``import ollama._client``: the package's own ``_client`` attribute is its default Client()

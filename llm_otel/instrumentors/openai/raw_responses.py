@@ -3,28 +3,29 @@
 The user keeps the raw response API (headers, ``request_id``, ``parse(to=...)``, ``iter_lines()``...). The
 span ends when the body is parsed (a parsed stream gets a stream proxy and ends when consumed) or, for a
 streamed body the user reads without ``parse()``, when the response is closed.
+
+A proxy knows the call and one ``finish`` callable, bound by the instrumentor to its endpoint: ``finish``
+takes the parsed body, ends the span (or hands it to a stream proxy) and returns what the user gets.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import wrapt
 
-from .. import guard
+from ... import guard
 
 if TYPE_CHECKING:
-    from ._call import GenAICall
-    from .openai import _Endpoint, _Wrapping
+    from ..call import GenAICall
 
 
 class _RawBase(wrapt.ObjectProxy):  # type: ignore[misc]
-    def __init__(self, wrapped: Any, call: GenAICall, wrapping: _Wrapping, ep: _Endpoint, hide: bool) -> None:
+    def __init__(self, wrapped: Any, call: GenAICall, finish: Callable[[Any], Any]) -> None:
         super().__init__(wrapped)
         self._self_call = call
-        self._self_wrapping = wrapping
-        self._self_ep = ep
-        self._self_hide = hide
+        self._self_finish = finish
         self._self_parsed: dict[int, Any] = {}
 
     def _after_parse(self, parsed: Any) -> Any:
@@ -33,7 +34,7 @@ class _RawBase(wrapt.ObjectProxy):  # type: ignore[misc]
             known = self._self_parsed.get(id(parsed))
             if known is not None and known.__wrapped__ is parsed:
                 return known
-            out = self._self_wrapping.finish(self._self_ep, self._self_call, parsed, self._self_hide)
+            out = self._self_finish(parsed)
             if out is not parsed:
                 self._self_parsed[id(parsed)] = out
             return out

@@ -1,8 +1,10 @@
-"""Builds the :class:`Telemetry` an instrumentor uses, from ``instrument()`` or from BaseInstrumentor kwargs.
+"""llm-otel's tracer, and the :class:`Telemetry` an instrumentor uses, from ``instrument()`` or from
+BaseInstrumentor kwargs.
 
-``llm_otel.instrument()`` passes a ready ``llm_otel_telemetry``. When an instrumentor is used on its own
-(``OpenAIInstrumentor().instrument(tracer_provider=...)`` or ``opentelemetry-instrument``), the settings
-come from the environment, exactly as ``instrument()`` would read them.
+``make_tracer`` gives the tracer of llm-otel's instrumentation scope (name and version), with dropped-span
+counting attached. ``llm_otel.instrument()`` passes a ready ``llm_otel_telemetry``. When an instrumentor is
+used on its own (``OpenAIInstrumentor().instrument(tracer_provider=...)`` or ``opentelemetry-instrument``),
+``telemetry_from_kwargs`` reads the settings from the environment, exactly as ``instrument()`` would.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from typing import Any
 
 from opentelemetry import trace
 
-from .. import __version__
 from .. import semconv as sc
 from ..content import max_chars_from_env, parse_mode
 from ..sampling import record_dropped_spans
-from ._call import Telemetry
+from ..version import __version__
+from .call import Telemetry
 
 
 def make_tracer(tracer_provider: Any = None) -> trace.Tracer:

@@ -1,69 +1,26 @@
-"""Request and response mapping of an Ollama call (semconv.md §5).
+"""Response side of an Ollama call: an :class:`Outcome` from the response model or from stream chunks.
 
-The request side reads the JSON body the client itself built (``json=`` of ``_request``), so it sees
-exactly what goes on the wire whatever helper or positional style the user called. The response side
-reads the response model, or a stream's final ``done`` chunk: tokens are ``prompt_eval_count`` /
-``eval_count`` (absent stays unset, never 0) and the server's nanosecond timings become seconds.
+Reads the response model, or a stream's final ``done`` chunk: tokens are ``prompt_eval_count`` /
+``eval_count`` (absent stays unset, never 0), the finish reason is ``done_reason``, and the server's
+nanosecond timings become seconds (with output tokens per second when both are known). Message text,
+thinking and tool calls are kept only when content capture is on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from .. import semconv as sc
-from ..content import truncate
-from ._call import Outcome
+from ... import semconv as sc
+from ...content import truncate
+from ..call import Outcome
 
-#: ``options`` keys -> (attribute, conversion); ``stop`` is handled apart (list of strings).
-_OPTIONS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
-    ("temperature", sc.REQUEST_TEMPERATURE, float),
-    ("top_p", sc.REQUEST_TOP_P, float),
-    ("top_k", sc.REQUEST_TOP_K, float),
-    ("num_predict", sc.REQUEST_MAX_TOKENS, int),
-    ("seed", sc.REQUEST_SEED, int),
-    ("frequency_penalty", sc.REQUEST_FREQUENCY_PENALTY, float),
-    ("presence_penalty", sc.REQUEST_PRESENCE_PENALTY, float),
-)
+#: response field (nanoseconds) -> attribute (seconds)
 _TIMINGS: tuple[tuple[str, str], ...] = (
     ("total_duration", sc.OLLAMA_TOTAL_DURATION),
     ("load_duration", sc.OLLAMA_LOAD_DURATION),
     ("prompt_eval_duration", sc.OLLAMA_PROMPT_EVAL_DURATION),
     ("eval_duration", sc.OLLAMA_EVAL_DURATION),
 )
-
-
-def _get(obj: Any, key: str) -> Any:
-    """dict (what ``model_dump`` builds) or an object (an ``Options`` model a future client keeps)."""
-    if isinstance(obj, dict):
-        return obj.get(key)
-    return getattr(obj, key, None)
-
-
-def request_attributes(body: dict[str, Any], attrs: dict[str, Any]) -> str | None:
-    """Fill span-start attributes from the request body; returns the request model."""
-    options = body.get("options")
-    if options:
-        for key, name, convert in _OPTIONS:
-            value = _get(options, key)
-            if value is not None:
-                attrs[name] = convert(value)
-        stop = _get(options, "stop")
-        if stop:
-            attrs[sc.REQUEST_STOP_SEQUENCES] = [stop] if isinstance(stop, str) else [str(s) for s in stop]
-    think = body.get("think")
-    if think is not None:
-        # as sent: a level string ("low", "high") or the boolean switch
-        attrs[sc.REQUEST_REASONING_LEVEL] = (
-            think if isinstance(think, str) else ("true" if think else "false")
-        )
-    if body.get("format"):  # "json" or a JSON schema; "" means plain text
-        attrs[sc.OUTPUT_TYPE] = "json"
-    dimensions = body.get("dimensions")
-    if dimensions is not None:
-        attrs[sc.EMBEDDINGS_DIMENSION_COUNT] = int(dimensions)
-    model = body.get("model")
-    return str(model) if model else None
 
 
 def _timings(response: Any, output_tokens: int | None) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import wrapt
 
 from .. import guard
-from ._call import GenAICall, Outcome
+from .call import GenAICall, Outcome
 
 
 class Accumulator(Protocol):

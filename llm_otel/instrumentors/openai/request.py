@@ -1,8 +1,9 @@
 """Request side of an OpenAI call: span-start attributes from what the user actually passed.
 
 Only parameters present in the call's keyword arguments are recorded (never the server's defaults), and
-openai's ``NOT_GIVEN``/``omit`` sentinels count as absent. The provider and server address come from the
-client's base URL.
+openai's ``NOT_GIVEN``/``omit`` sentinels count as absent. Also here: asking a stream for its usage chunk
+when the user did not (the chunk is then hidden from them). The provider and server address come from the
+client's base URL, in ``instrumentors/server.py``.
 """
 
 from __future__ import annotations
@@ -10,67 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
-from .. import semconv as sc
-from ._call import Telemetry
+from ... import semconv as sc
 
-OLLAMA_DEFAULT_PORT = 11434
 _SENTINEL_NAMES = frozenset({"NotGiven", "Omit"})
 
 
 def given(value: Any) -> TypeGuard[Any]:
     """Present in the call and not one of openai's NOT_GIVEN / omit sentinels."""
     return value is not None and type(value).__name__ not in _SENTINEL_NAMES
-
-
-#: (id(base_url), id(provider_hosts)) -> (base_url, provider_hosts, provider, attributes). Parsing the
-#: URL's host and port costs more than the rest of the request side; a client's URL rarely changes.
-_SERVERS: dict[tuple[int, int], tuple[Any, Any, str, dict[str, Any]]] = {}
-_MAX_SERVERS = 1024
-
-
-def server_and_provider(
-    instance: Any, telemetry: Telemetry, azure_types: tuple[type, ...]
-) -> tuple[str, dict[str, Any]]:
-    """Provider name and (a fresh dict of) server.address/port attributes for the resource's client."""
-    client = getattr(instance, "_client", None)
-    url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
-    hosts = telemetry.provider_hosts
-    key = (id(url), id(hosts))
-    hit = _SERVERS.get(key)
-    if hit is not None and hit[0] is url and hit[1] is hosts and url is not None:
-        return hit[2], dict(hit[3])
-    provider, attrs = _resolve_server(client, url, hosts, azure_types)
-    if url is not None:
-        if len(_SERVERS) >= _MAX_SERVERS:
-            _SERVERS.clear()
-        _SERVERS[key] = (url, hosts, provider, attrs)
-    return provider, dict(attrs)
-
-
-def _resolve_server(
-    client: Any, url: Any, hosts: dict[Any, str], azure_types: tuple[type, ...]
-) -> tuple[str, dict[str, Any]]:
-    attrs: dict[str, Any] = {}
-    host = port = None
-    if url is not None:
-        host = getattr(url, "host", None)
-        port = getattr(url, "port", None)
-        if host:
-            attrs[sc.SERVER_ADDRESS] = host
-            if port is None:
-                scheme = getattr(url, "scheme", "https")
-                port = 443 if scheme == "https" else 80
-            if port != 443:
-                attrs[sc.SERVER_PORT] = port
-    if azure_types and isinstance(client, azure_types):
-        return sc.PROVIDER_AZURE_OPENAI, attrs
-    if hosts and host:
-        mapped = hosts.get((host, port)) or hosts.get(host)
-        if mapped:
-            return mapped, attrs
-    if port == OLLAMA_DEFAULT_PORT:
-        return sc.PROVIDER_OLLAMA, attrs
-    return sc.PROVIDER_OPENAI, attrs
 
 
 def _stop(value: Any) -> tuple[str, ...]:

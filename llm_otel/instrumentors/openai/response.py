@@ -1,18 +1,20 @@
 """Response side of an OpenAI call: an :class:`Outcome` from a response object or from stream chunks.
 
 Everything is read with ``getattr`` so that a changed or partial client model still yields what is known.
-Usage mapping (semconv.md §4.3-4.4): input = prompt/input tokens (cached included), cache_read = cached
-tokens, output = completion/output tokens (reasoning included), reasoning = reasoning tokens. Stream usage
-is taken from the last chunk that carries it, never summed (some compatible servers send cumulative usage).
+Usage mapping (the same for Chat Completions, legacy Completions and the Responses API, whose fields are
+named ``input_tokens``/``output_tokens``): input = prompt/input tokens (cached included), cache_read =
+cached tokens, output = completion/output tokens (reasoning included), reasoning = reasoning tokens; the
+price table relies on these inclusions. Stream usage is taken from the last chunk that carries it, never
+summed (some compatible servers send cumulative usage).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .. import semconv as sc
-from ..content import truncate
-from ._call import Outcome
+from ... import semconv as sc
+from ...content import truncate
+from ..call import Outcome
 
 
 def _usage_into(outcome: Outcome, usage: Any) -> None:
