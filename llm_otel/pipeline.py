@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from .config import Settings
 from .errors import ConfigError
 from .instrumentors.call import Telemetry
-from .instrumentors.tracer import make_tracer
+from .instrumentors.tracer import build_telemetry
 from .pricing import PriceTable
 
 logger = logging.getLogger("llm_otel")
@@ -150,14 +150,7 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
     for processor in processors:
         provider.add_span_processor(processor)
 
-    telemetry = Telemetry(
-        tracer=make_tracer(provider),
-        prices=prices,
-        capture=settings.capture_content,
-        max_chars=settings.content_max_chars,
-        inject_stream_usage=settings.inject_stream_usage,
-        provider_hosts=settings.provider_hosts,
-    )
+    telemetry = build_telemetry(settings, provider, prices)
     instrumentors = _start_instrumentors(settings, provider, telemetry)
     handle = Instrumentation(settings, provider, owns, telemetry, processors, metrics_server, instrumentors)
     atexit.register(handle.shutdown)

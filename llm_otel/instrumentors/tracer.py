@@ -1,24 +1,26 @@
-"""llm-otel's tracer, and the :class:`Telemetry` an instrumentor uses, from ``instrument()`` or from
-BaseInstrumentor kwargs.
+"""llm-otel's tracer, and the :class:`Telemetry` every wrapper uses, built from one resolved ``Settings``.
 
 ``make_tracer`` gives the tracer of llm-otel's instrumentation scope (name and version), with dropped-span
-counting attached. ``llm_otel.instrument()`` passes a ready ``llm_otel_telemetry``. When an instrumentor is
-used on its own (``OpenAIInstrumentor().instrument(tracer_provider=...)`` or ``opentelemetry-instrument``),
-``telemetry_from_kwargs`` reads the settings from the environment, exactly as ``instrument()`` would.
+counting attached. ``build_telemetry`` turns :class:`~llm_otel.config.Settings` into the call-time bundle.
+``llm_otel.instrument()`` passes a ready ``llm_otel_telemetry`` to each instrumentor; an instrumentor used
+on its own (``OpenAIInstrumentor().instrument(tracer_provider=...)`` or ``opentelemetry-instrument``)
+resolves the same ``Settings`` from the environment, so both paths behave alike.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
 from .. import semconv as sc
-from ..content import max_chars_from_env, parse_mode
 from ..sampling import record_dropped_spans
 from ..version import __version__
 from .call import Telemetry
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..pricing import PriceTable
 
 
 def make_tracer(tracer_provider: Any = None) -> trace.Tracer:
@@ -27,20 +29,28 @@ def make_tracer(tracer_provider: Any = None) -> trace.Tracer:
     return tracer
 
 
+def build_telemetry(settings: Settings, tracer_provider: Any, prices: PriceTable | None = None) -> Telemetry:
+    """The call-time bundle: tracer, price table (loaded from ``settings.prices`` unless given), content
+    capture and stream-usage settings, provider host mapping."""
+    if prices is None:
+        from ..pricing import PriceTable
+
+        prices = PriceTable.load(settings.prices, model_aliases=settings.model_aliases)
+    return Telemetry(
+        tracer=make_tracer(tracer_provider),
+        prices=prices,
+        capture=settings.capture_content,
+        max_chars=settings.content_max_chars,
+        inject_stream_usage=settings.inject_stream_usage,
+        provider_hosts=settings.provider_hosts,
+    )
+
+
 def telemetry_from_kwargs(kwargs: dict[str, Any]) -> Telemetry:
+    """BaseInstrumentor kwargs -> Telemetry: the one ``instrument()`` built, else one from the environment."""
     ready = kwargs.get("llm_otel_telemetry")
     if isinstance(ready, Telemetry):
         return ready
-    from ..config import parse_bool, parse_provider_hosts
-    from ..pricing import PriceTable
+    from ..config import Settings
 
-    return Telemetry(
-        tracer=make_tracer(kwargs.get("tracer_provider")),
-        prices=PriceTable.load(os.environ.get("LLM_OTEL_PRICES") or None),
-        capture=parse_mode(None),
-        max_chars=max_chars_from_env(),
-        inject_stream_usage=parse_bool(
-            "LLM_OTEL_STREAM_USAGE", os.environ.get("LLM_OTEL_STREAM_USAGE"), True
-        ),
-        provider_hosts=parse_provider_hosts(os.environ.get("LLM_OTEL_PROVIDER_HOSTS")),
-    )
+    return build_telemetry(Settings.resolve(), kwargs.get("tracer_provider"))
