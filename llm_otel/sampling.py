@@ -39,7 +39,9 @@ class RecordDroppedGenAISpans(Sampler):
     ) -> SamplingResult:
         result = self.base.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         if result.decision is Decision.DROP:
-            return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state)
+            # A DROP result carries no attributes (the SDK starts the span with the sampler's attributes):
+            # keep the span's own, or metrics and cost records would not know the operation or model.
+            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state)
         return result
 
     def get_description(self) -> str:

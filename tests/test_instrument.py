@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRat
 
 import llm_otel
 from llm_otel import ConfigError
+from llm_otel.exporters.cost.records import span_to_record
 from llm_otel.instrumentors.call import Telemetry
 from llm_otel.instrumentors.tracer import make_tracer
 from llm_otel.testing.otlp_receiver import OTLPGrpcReceiver, OTLPHttpReceiver
@@ -105,6 +106,17 @@ def test_sampling_never_loses_a_call(sampler: Any, server: Any, telemetry: Telem
         instrumentor.uninstrument()
     assert len(seen.ended) == 100
     assert all(s.attributes["gen_ai.usage.input_tokens"] > 0 for s in seen.ended)
+    # the start attributes too: metrics labels and cost records need operation, provider and model
+    started = {
+        (
+            s.attributes["gen_ai.operation.name"],
+            s.attributes["gen_ai.provider.name"],
+            s.attributes["gen_ai.request.model"],
+        )
+        for s in seen.ended
+    }
+    assert started == {("chat", "openai", "gpt-4o-mini")}
+    assert all(span_to_record(s) is not None for s in seen.ended)
     assert len(exported.get_finished_spans()) <= 10  # 0 for off, ~1 for 1 %
     # the application's other tracers keep their sampler untouched
     other = app_provider.get_tracer("app").start_span("work")
