@@ -19,9 +19,20 @@ from .attribution import attributes
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .manual import current_call, record_usage, track
     from .pipeline import Instrumentation
 
-__all__ = ["ConfigError", "Instrumentation", "attributes", "instrument", "uninstrument", "__version__"]
+__all__ = [
+    "ConfigError",
+    "Instrumentation",
+    "attributes",
+    "current_call",
+    "instrument",
+    "record_usage",
+    "track",
+    "uninstrument",
+    "__version__",
+]
 from .version import __version__
 
 _lock = threading.Lock()
@@ -61,9 +72,14 @@ def uninstrument() -> None:
     handle.shutdown()
 
 
-def __getattr__(name: str) -> Any:
-    if name == "Instrumentation":
-        from .pipeline import Instrumentation
+_LAZY = {"Instrumentation": "pipeline", "track": "manual", "record_usage": "manual", "current_call": "manual"}
 
-        return Instrumentation
-    raise AttributeError(name)
+
+def __getattr__(name: str) -> Any:
+    """Names whose modules import the OpenTelemetry SDK load on first use: ``import llm_otel`` stays light."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -71,6 +71,8 @@ COST_OUTPUT: Final = "llm_otel.cost.output"
 PRICING_STATUS: Final = "llm_otel.pricing.status"
 PRICING_SOURCE: Final = "llm_otel.pricing.source"
 STREAM_ABANDONED: Final = "llm_otel.stream.abandoned"
+#: A caller-given id for the call's cost record (``record_usage(id=...)``): re-submitting is deduplicated.
+RECORD_ID: Final = "llm_otel.record.id"
 #: User cost-attribution tags (``llm_otel.attributes(tenant=...)``) are written as ``llm_otel.tag.<key>``.
 TAG_PREFIX: Final = "llm_otel.tag."
 #: Resource attribute that carries the organization id of cost records.

@@ -101,6 +101,7 @@ class GenAICall:
         provider: str,
         request_model: str | None,
         attributes: dict[str, Any],
+        start_time_ns: int | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.provider = provider
@@ -121,7 +122,9 @@ class GenAICall:
             if port:
                 start[sc.SERVER_PORT] = port
         name = f"{operation} {request_model}" if request_model else operation
-        self.span = span = telemetry.tracer.start_span(name, kind=_CLIENT, attributes=start)
+        self.span = span = telemetry.tracer.start_span(
+            name, kind=_CLIENT, attributes=start, start_time=start_time_ns
+        )
         self.start_ns = time.monotonic_ns()
         tags = current_tags()
         if tags:
@@ -174,7 +177,10 @@ class GenAICall:
             self.span.add_event(sc.EVENT_INFERENCE_DETAILS, event)
 
     # -- ends -----------------------------------------------------------------------------------------
-    def end_ok(self, outcome: Outcome | None, *, abandoned: bool = False) -> None:
+    def end_ok(
+        self, outcome: Outcome | None, *, abandoned: bool = False, end_time_ns: int | None = None
+    ) -> None:
+        """End as a success. ``end_time_ns`` (epoch ns) is for calls reported after the fact."""
         if self.ended:
             return
         self.ended = True
@@ -184,7 +190,7 @@ class GenAICall:
                 set_attributes_fast(span, self._end_attributes(outcome, abandoned))
         except Exception as exc:
             guard.report("span.end_attributes", exc)
-        self._end_span()
+        self._end_span(end_time_ns)
 
     def end_error(self, exc: BaseException, outcome: Outcome | None = None) -> None:
         if self.ended:
@@ -202,9 +208,9 @@ class GenAICall:
             guard.report("span.end_error", inner)
         self._end_span()
 
-    def _end_span(self) -> None:
+    def _end_span(self, end_time_ns: int | None = None) -> None:
         try:
-            self.span.end()
+            self.span.end(end_time_ns)
         except Exception as exc:
             guard.report("span.end", exc)
 

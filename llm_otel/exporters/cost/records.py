@@ -89,7 +89,7 @@ def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> di
     failed = error_type is not None or span.status.status_code is StatusCode.ERROR
     start = span.start_time if span.start_time is not None else span.end_time
     return {
-        c.ID: record_id(ctx.trace_id, ctx.span_id),
+        c.ID: _str(attrs, semconv.RECORD_ID, "") or record_id(ctx.trace_id, ctx.span_id),
         c.TIMESTAMP: rfc3339_utc(span.end_time),
         c.ORGANIZATION_ID: org,
         c.SERVICE_NAME: _str(resource_attrs, _SERVICE_NAME, "unknown_service"),

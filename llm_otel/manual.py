@@ -1,0 +1,392 @@
+"""Manual tracking for LLM calls the instrumentors don't patch: ``track()`` and ``record_usage()``.
+
+Another provider's SDK, plain HTTP to a gateway, usage read from a batch job's report: these go through the
+same :class:`~llm_otel.instrumentors.call.GenAICall` as an instrumented call, so they get the same span,
+cost, Prometheus metrics and cost record. Values the user passes are checked here; a wrong one is logged
+once and left off the span. Nothing in this module raises into the user's block.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from . import guard
+from . import semconv as sc
+from .cost_contract import MAX_TEXT_CHARS
+from .instrumentors.call import GenAICall, Outcome, Telemetry
+
+logger = logging.getLogger("llm_otel")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Largest token count taken as real: beyond 2**53 a float (and so most backends) loses integers.
+MAX_TOKENS = 2**53
+
+#: Request parameters accepted as keywords of ``track()``, and the convention attribute each becomes.
+REQUEST_PARAMS: dict[str, tuple[str, type]] = {
+    "temperature": (sc.REQUEST_TEMPERATURE, float),
+    "top_p": (sc.REQUEST_TOP_P, float),
+    "top_k": (sc.REQUEST_TOP_K, float),
+    "max_tokens": (sc.REQUEST_MAX_TOKENS, int),
+    "frequency_penalty": (sc.REQUEST_FREQUENCY_PENALTY, float),
+    "presence_penalty": (sc.REQUEST_PRESENCE_PENALTY, float),
+    "seed": (sc.REQUEST_SEED, int),
+    "choice_count": (sc.REQUEST_CHOICE_COUNT, int),
+    "stop_sequences": (sc.REQUEST_STOP_SEQUENCES, tuple),
+    "stream": (sc.REQUEST_STREAM, bool),
+}
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+
+_current: contextvars.ContextVar[TrackedCall | None] = contextvars.ContextVar(
+    "llm_otel_tracked", default=None
+)
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+_fallback: Telemetry | None = None
+
+
+def _warn_once(what: str, value: Any, why: str) -> None:
+    with _warned_lock:
+        if what in _warned:
+            return
+        _warned.add(what)
+    logger.warning("llm-otel: %s=%r %s; left off the span (further such values are dropped silently)",
+                   what, value, why)  # fmt: skip
+
+
+def _telemetry() -> Telemetry:
+    """The telemetry of ``instrument()``; without it, one built from the environment like a standalone
+    instrumentor's (global tracer provider, bundled prices)."""
+    global _fallback
+    import llm_otel
+
+    handle = llm_otel._handle
+    if handle is not None:
+        return handle.telemetry  # type: ignore[no-any-return]
+    if _fallback is None:
+        from .instrumentors.tracer import telemetry_from_kwargs
+
+        _fallback = telemetry_from_kwargs({})
+    return _fallback
+
+
+def _count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer() and 0 <= value <= MAX_TOKENS:
+            return int(value)
+        _warn_once(name, value, "is not a whole number of tokens")
+        return None
+    if not 0 <= value <= MAX_TOKENS:
+        _warn_once(name, value, f"is outside 0..{MAX_TOKENS}")
+        return None
+    return value
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        _warn_once(name, value, "is not a non-empty string")
+        return None
+    return value
+
+
+def _request_attributes(params: Mapping[str, Any]) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    for key, value in params.items():
+        spec = REQUEST_PARAMS.get(key)
+        if spec is None:
+            _warn_once(
+                f"track({key}=...)", value, f"is not a known request parameter ({', '.join(REQUEST_PARAMS)})"
+            )
+            continue
+        if value is None:
+            continue
+        name, kind = spec
+        if kind is tuple:
+            if isinstance(value, str):
+                value = (value,)
+            if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+                _warn_once(key, value, "is not a list of strings")
+                continue
+            attrs[name] = tuple(value)
+        elif kind is bool:
+            if not isinstance(value, bool):
+                _warn_once(key, value, "is not true or false")
+                continue
+            attrs[name] = value
+        elif kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                _warn_once(key, value, "is not an integer")
+                continue
+            attrs[name] = value
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                _warn_once(key, value, "is not a finite number")
+                continue
+            attrs[name] = float(value)
+    return attrs
+
+
+class TrackedCall:
+    """One LLM call the user reports by hand. Use it once, as ``with``/``async with``, or as a decorator
+    (each decorated call gets its own span; ``llm_otel.current_call()`` returns it inside the function)."""
+
+    def __init__(self, operation: str, provider: str, model: str | None, params: dict[str, Any]) -> None:
+        self._operation = operation
+        self._provider = provider
+        self._model = model
+        self._params = params
+        self._call: GenAICall | None = None
+        self._outcome = Outcome()
+        self._extra: dict[str, Any] = {}
+        self._tokens: list[Any] = []
+        self.chunks = 0
+
+    # -- what the user reports ---------------------------------------------------------------------------
+    def set_response(
+        self, *, model: str | None = None, id: str | None = None, finish_reasons: Sequence[str] | None = None
+    ) -> None:
+        """The model that answered, the response id and the finish reason of each choice."""
+        try:
+            out = self._outcome
+            if model is not None:
+                out.response_model = _text("response model", model)
+            if id is not None:
+                out.response_id = _text("response id", id)
+            if finish_reasons is not None:
+                if isinstance(finish_reasons, str):
+                    finish_reasons = [finish_reasons]
+                if all(isinstance(r, str) for r in finish_reasons):
+                    out.finish_reasons = list(finish_reasons)
+                else:
+                    _warn_once("finish_reasons", finish_reasons, "is not a list of strings")
+        except Exception as exc:
+            guard.report("track.set_response", exc)
+
+    def set_usage(
+        self,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+    ) -> None:
+        """Token counts as the conventions define them: input includes cached, output includes reasoning."""
+        try:
+            out = self._outcome
+            for name, value in zip(
+                TOKEN_FIELDS,
+                (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens),
+                strict=True,
+            ):
+                if value is not None:
+                    setattr(out, name, _count(name, value))
+        except Exception as exc:
+            guard.report("track.set_usage", exc)
+
+    def chunk(self) -> None:
+        """One streamed chunk arrived: the first sets the time to first chunk."""
+        self.chunks += 1
+        call = self._call
+        if call is not None and not call.first_chunk_ns:
+            call.mark_first_chunk()
+
+    def set_attributes(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> None:
+        """Further span attributes (primitive values or lists of them), set when the call ends."""
+        try:
+            for key, value in {**(attributes or {}), **more}.items():
+                if isinstance(value, (str, bool, int, float)):
+                    self._extra[str(key)] = value
+                elif isinstance(value, (list, tuple)) and all(
+                    isinstance(v, (str, bool, int, float)) for v in value
+                ):
+                    self._extra[str(key)] = tuple(value)
+                else:
+                    _warn_once(f"attribute {key}", value, "is not a primitive value or a list of them")
+        except Exception as exc:
+            guard.report("track.set_attributes", exc)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def _start(self, start_time_ns: int | None = None) -> None:
+        try:
+            attrs = _request_attributes(self._params)
+            self._call = GenAICall(
+                _telemetry(), self._operation, self._provider, self._model, attrs, start_time_ns=start_time_ns
+            )
+            self._tokens = [self._call.activate(), _current.set(self)]
+        except Exception as exc:
+            guard.report("track.start", exc)
+            self._call = None
+
+    def _finish(self, exc: BaseException | None, end_time_ns: int | None = None) -> None:
+        call = self._call
+        if call is None:
+            return
+        try:
+            if self._tokens:
+                ctx_token, current_token = self._tokens
+                self._tokens = []
+                _current.reset(current_token)
+                call.deactivate(ctx_token)
+            outcome = self._outcome
+            if self._extra:
+                outcome.attributes = {**(outcome.attributes or {}), **self._extra}
+            if exc is None:
+                call.end_ok(outcome, end_time_ns=end_time_ns)
+            else:
+                call.end_error(exc, outcome)
+        except Exception as inner:
+            guard.report("track.end", inner)
+
+    def __enter__(self) -> TrackedCall:
+        self._start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._finish(exc)
+
+    async def __aenter__(self) -> TrackedCall:
+        self._start()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._finish(exc)
+
+    def _fresh(self) -> TrackedCall:
+        return TrackedCall(self._operation, self._provider, self._model, self._params)
+
+    def __call__(self, fn: F) -> F:
+        """Decorator: every call of ``fn`` (sync or async) is one tracked call."""
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                async with self._fresh():
+                    return await fn(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh():
+                return fn(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+
+def track(operation: str = "chat", *, provider: str, model: str | None = None, **params: Any) -> TrackedCall:
+    """Track one LLM call made through a client llm-otel does not patch.
+
+    ``operation``: ``chat``, ``text_completion``, ``embeddings``, ... ; ``provider``: the conventions'
+    ``gen_ai.provider.name`` (``anthropic``, ``aws.bedrock``, ``gcp.gemini``, ``mistral_ai``, ...; any
+    string is accepted); ``model``: the requested model; ``params``: request parameters (``temperature``,
+    ``top_p``, ``top_k``, ``max_tokens``, ``frequency_penalty``, ``presence_penalty``, ``seed``,
+    ``choice_count``, ``stop_sequences``, ``stream``).
+    """
+    try:
+        op = _text("operation", operation) or "chat"
+        prov = _text("provider", provider) or "unknown"
+        return TrackedCall(op, prov, _text("model", model), dict(params))
+    except Exception as exc:  # pragma: no cover - defensive: the user's block must still run
+        guard.report("track", exc)
+        return TrackedCall("chat", "unknown", None, {})
+
+
+def current_call() -> TrackedCall | None:
+    """The innermost ``track()`` block or decorated call running in this context, if any."""
+    return _current.get()
+
+
+def _ns(value: Any, what: str) -> int | None:
+    """A datetime or epoch seconds (int/float) -> epoch nanoseconds."""
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return int(value.timestamp() * 1e9)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return int(value * 1e9)
+    _warn_once(what, value, "is not a datetime or epoch seconds")
+    return None
+
+
+def record_usage(
+    *,
+    provider: str,
+    model: str,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cache_read_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
+    operation: str = "chat",
+    start_time: Any = None,
+    end_time: Any = None,
+    tags: Mapping[str, str] | None = None,
+    id: str | None = None,
+    response_model: str | None = None,
+    response_id: str | None = None,
+    finish_reasons: Sequence[str] | None = None,
+) -> None:
+    """Report a call whose usage is known after the fact (batch jobs, logs, a gateway's report).
+
+    One span with the given times (``datetime`` or epoch seconds; default now), priced, metered and
+    forwarded to the cost API like every other call. ``id`` makes the cost record's id stable, so
+    submitting the same usage twice is counted once by the cost API. ``tags`` are attribution tags, as
+    with ``llm_otel.attributes()``.
+    """
+    try:
+        end_ns = _ns(end_time, "end_time")
+        start_ns = _ns(start_time, "start_time")
+        if start_ns is None and end_ns is None:
+            start_ns = end_ns = time.time_ns()
+        elif start_ns is None:
+            start_ns = end_ns
+        elif end_ns is None or end_ns < start_ns:
+            if end_ns is not None:
+                _warn_once("end_time", end_time, "is before start_time")
+            end_ns = start_ns
+        call = track(operation, provider=provider, model=_text("model", model))
+        call.set_usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            reasoning_tokens=reasoning_tokens,
+        )
+        call.set_response(model=response_model, id=response_id, finish_reasons=finish_reasons)
+        if id is not None:
+            record_id = _text("id", id)
+            if record_id and len(record_id) > MAX_TEXT_CHARS:
+                _warn_once("id", record_id, f"is longer than {MAX_TEXT_CHARS} characters")
+            elif record_id:
+                call.set_attributes({sc.RECORD_ID: record_id})
+        if tags:
+            good = {}
+            for key, value in tags.items():
+                if isinstance(key, str) and key.isidentifier():
+                    good[sc.TAG_PREFIX + key] = str(value)
+                else:
+                    _warn_once("tag", key, "is not an identifier")
+            call.set_attributes(good)
+        call._start(start_time_ns=start_ns)
+        call._finish(None, end_time_ns=end_ns)
+    except Exception as exc:
+        guard.report("record_usage", exc)
