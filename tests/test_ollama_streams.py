@@ -261,12 +261,15 @@ async def test_async_task_cancelled_in_loop_body(
 ) -> None:
     stream = await open_stream(aclient)
 
+    in_body = asyncio.Event()
+
     async def reader() -> None:
         async for _ in stream:
+            in_body.set()
             await asyncio.sleep(10)
 
     task = asyncio.create_task(reader())
-    await asyncio.sleep(0.1)
+    await in_body.wait()  # the reader holds a chunk and sits in its loop body
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -160,12 +160,15 @@ async def test_async_cancelled_midway(
     await stream.__anext__()
     server.set_fault("slow_first_byte", delay=0)  # no effect on an open stream; keeps the server honest
 
+    in_body = asyncio.Event()
+
     async def reader() -> None:
         async for _ in stream:
+            in_body.set()
             await asyncio.sleep(10)
 
     task = asyncio.create_task(reader())
-    await asyncio.sleep(0.05)
+    await in_body.wait()  # the reader holds a chunk and sits in its loop body
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -181,7 +184,8 @@ async def test_async_cancel_while_waiting_for_chunk(
     task = asyncio.create_task(
         aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     )
-    await asyncio.sleep(0.2)
+    while not server.requests:  # the request is out; the client now waits for the first byte
+        await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
