@@ -46,7 +46,7 @@ from . import response as resp
 logger = logging.getLogger("llm_otel")
 
 #: The ollama versions this instrumentor supports, as ``instrumentation_dependencies()`` reports them.
-_instruments = ("ollama >= 0.4.0",)
+_instruments = ("ollama >= 0.4",)
 
 _MODULE = "ollama._client"
 _CLASSES = (("Client", False), ("AsyncClient", True))
