@@ -1,9 +1,9 @@
 """Generate ``llm_otel/data/prices.json`` from the installed ``genai-prices`` package (offline).
 
-Why a generator and not a runtime dependency: see the docstring of ``llm_otel/pricing.py``. This script reads
-pydantic's maintained price database (bundled in the ``genai-prices`` wheel, no network), evaluates every
-OpenAI model's standard-tier price on the table date, keeps only what llm-otel can price exactly from the
-token counts it records, and writes our small, dated, Decimal-string table.
+Why a generator and not a runtime dependency: see the docstring of ``llm_otel/pricing/__init__.py``. This
+script reads pydantic's maintained price database (bundled in the ``genai-prices`` wheel, no network),
+evaluates every OpenAI model's standard-tier price on the table date, keeps only what llm-otel can price
+exactly from the token counts it records, and writes our small, dated, Decimal-string table.
 
 Usage (from the repo root, with genai-prices installed)::
 
@@ -51,7 +51,8 @@ NAME_EXCLUDE = re.compile(
 )
 DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 
-#: Spot checks against research/semconv.md §6.3 (OpenAI list prices, standard tier, per 1M tokens).
+#: Spot checks against OpenAI's published list prices (standard tier, USD per 1M tokens): input, cached input,
+#: output.
 EXPECTED = {
     "gpt-4o": ("2.5", "1.25", "10"),
     "gpt-4o-mini": ("0.15", "0.075", "0.6"),
@@ -165,7 +166,7 @@ def verify(table: dict[str, Any]) -> None:
         got = (entry.get("input"), entry.get("cached_input"), entry.get("output"))
         want = tuple(None if v is None else _s(Decimal(v)) for v in (inp, cached, out))
         if got != want:
-            raise SystemExit(f"price check failed for {name}: got {got}, semconv.md §6.3 says {want}")
+            raise SystemExit(f"price check failed for {name}: got {got}, OpenAI's list price is {want}")
     missing = [m for m in REQUIRED if f"openai/{m}" not in models]
     if missing:
         raise SystemExit(f"required models missing: {missing}")
