@@ -106,8 +106,11 @@ def _stream_body() -> bytes:
         if i == 0:
             delta = {"role": "assistant", "content": "This", "refusal": None}
         events.append(
-            {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}],
-             "usage": None}  # fmt: skip
+            {
+                **base,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}],
+                "usage": None,
+            }  # fmt: skip
         )
     events.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
                    "usage": None})  # fmt: skip
@@ -232,9 +235,15 @@ def _ablate(variant: str, provider: Any) -> None:
         openai_response.ChatChunks.add = lambda self, chunk: False  # type: ignore[method-assign]
         openai_response.ChatChunks.outcome = lambda self: _call.Outcome()  # type: ignore[method-assign]
         oi.ENDPOINTS[:] = [
-            oi._Endpoint(e.module, e.method, e.operation, e.request,
-                         chat_outcome if e.outcome is original_outcome else e.outcome,
-                         e.stream, e.is_async)  # fmt: skip
+            oi._Endpoint(
+                e.module,
+                e.method,
+                e.operation,
+                e.request,
+                chat_outcome if e.outcome is original_outcome else e.outcome,
+                e.stream,
+                e.is_async,
+            )  # fmt: skip
             for e in oi.ENDPOINTS
         ]
     if level >= 2:  # request extraction off: the model only
@@ -244,9 +253,15 @@ def _ablate(variant: str, provider: Any) -> None:
             return kwargs.get("model")
 
         oi.ENDPOINTS[:] = [
-            oi._Endpoint(e.module, e.method, e.operation,
-                         chat_request if e.request is openai_request.chat_request else e.request,
-                         e.outcome, e.stream, e.is_async)  # fmt: skip
+            oi._Endpoint(
+                e.module,
+                e.method,
+                e.operation,
+                chat_request if e.request is openai_request.chat_request else e.request,
+                e.outcome,
+                e.stream,
+                e.is_async,
+            )  # fmt: skip
             for e in oi.ENDPOINTS
         ]
     if level >= 3:  # no context attach/detach, no in-call contextvar, no sampler wrapper
