@@ -5,9 +5,11 @@
     ...
     llm_otel.uninstrument()            # restores the client libraries
 
-Where things are: spans start and end in ``llm_otel/instrumentors/_call.py``; cost is computed in
-``llm_otel/pricing.py`` (called from there); metrics are derived in ``llm_otel/exporters/prometheus.py``;
-cost records leave the process in ``llm_otel/exporters/cost_api.py``.
+Where things are: a span starts and ends in ``instrumentors/call.py`` (each client's wrappers in
+``instrumentors/openai/`` and ``instrumentors/ollama/``; ``manual.py`` for ``track()``); its cost is
+computed by ``pricing/`` (called from there); metrics are derived from finished spans in
+``exporters/prometheus/``; cost records leave the process in ``exporters/cost/exporter.py``. Every
+setting is declared and read in ``config.py``; ``pipeline.py`` wires them together.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Ollama native HTTP API (``/api/...``) of the fake server, shaped on ollama_*.json.
+"""Ollama native HTTP API (``/api/...``) of the fake server, with the fields Ollama sends.
 
 Durations are deterministic (nanoseconds): ``load_duration`` = 5 ms, ``prompt_eval_duration`` = 1 ms per
 input token, ``eval_duration`` = 10 ms per output token, ``total_duration`` = their sum + 1 ms.
@@ -38,7 +38,7 @@ def error_reply(status: int, message: str) -> Reply:
 
 
 def not_found_reply(model: str) -> Reply:
-    return error_reply(404, f"model '{model}' not found")  # recorded: ollama_chat_404.json
+    return error_reply(404, f"model '{model}' not found")  # Ollama's own 404 body
 
 
 def timestamps(count: int) -> list[str]:
@@ -210,7 +210,7 @@ def embed(req: dict[str, Any], cfg: ReplyConfig) -> Reply:
 
 
 def embeddings(req: dict[str, Any], cfg: ReplyConfig) -> Reply:
-    """POST /api/embeddings (legacy): only ``{"embedding": [...]}``, exactly as recorded."""
+    """POST /api/embeddings (legacy): only ``{"embedding": [...]}``, exactly as Ollama answers."""
     vec = embedding_vector(str(req.get("prompt", "")), EMBED_DIMS)
     return json_reply({"embedding": vec}, content_type=JSON_UTF8_CT)
 
@@ -259,7 +259,7 @@ def show(req: dict[str, Any], cfg: ReplyConfig) -> Reply:
 
 
 def route(method: str, path: str, body: Any, cfg: ReplyConfig) -> Reply:
-    """Dispatch an ``/api`` request; unknown models get Ollama's recorded 404."""
+    """Dispatch an ``/api`` request; unknown models get Ollama's 404."""
     if method == "GET" and path == "/api/tags":
         return tags(body, cfg)
     if method == "GET" and path == "/api/version":

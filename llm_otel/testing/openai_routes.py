@@ -1,4 +1,4 @@
-"""OpenAI HTTP API (``/v1/...``) of the fake server, shaped on the recorded traffic in shared/realworld."""
+"""OpenAI HTTP API (``/v1/...``) of the fake server, with the fields, headers and errors OpenAI sends."""
 
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def _chat_stream(
     """SSE chunks shaped like the newest recording (``service_tier``, ``obfuscation``).
 
     ``usage: null`` is on every chunk only when usage was requested; without ``include_usage`` the key is
-    absent, exactly as in openai_chat_stream_no_usage.json.
+    absent, exactly as OpenAI streams it.
     """
     include_usage = bool(stream_options.get("include_usage"))
     obfuscate = stream_options.get("include_obfuscation", True) is not False
@@ -204,7 +204,7 @@ def _chat_stream(
     )
     events: list[tuple[str | None, Any]] = []
     steps = max(len(d) for d in per_choice) + 1
-    for step in range(steps):  # interleave choices like the recorded n=2 stream
+    for step in range(steps):  # interleave choices as OpenAI's n=2 streams do
         for i in range(n):
             if step == 0:
                 events.append(chunk([choice(i, dict(role_delta))]))
@@ -264,14 +264,14 @@ def completions(req: dict[str, Any], cfg: ReplyConfig) -> Reply:
     events = []
     for i, t in enumerate(texts):
         pieces = split_pieces(t, cfg.stream_chunks) or [""]
-        for k, piece in enumerate(pieces):  # the last piece carries finish_reason (recorded stream)
+        for k, piece in enumerate(pieces):  # the last piece carries finish_reason, as OpenAI sends it
             last = k == len(pieces) - 1
             choice = {"text": piece, "index": i, "logprobs": None, "finish_reason": finish if last else None}
             events.append(chunk([choice]))
     if include_usage:
         events.append(chunk([], usage))
     reply = sse_reply(events)
-    reply.headers["content-type"] = "text/event-stream"  # as recorded for /v1/completions
+    reply.headers["content-type"] = "text/event-stream"  # as OpenAI sends it for /v1/completions
     return reply
 
 
@@ -321,7 +321,7 @@ Route = Callable[[Any, ReplyConfig], Reply]
 
 
 def route(method: str, path: str, body: Any, cfg: ReplyConfig) -> Reply:
-    """Dispatch a ``/v1`` request; unknown models get the recorded 404 (400 for the Responses API)."""
+    """Dispatch a ``/v1`` request; unknown models get OpenAI's 404 (400 for the Responses API)."""
     table: dict[tuple[str, str], Route] = {
         ("POST", "/v1/chat/completions"): chat_completions,
         ("POST", "/v1/completions"): completions,
@@ -345,7 +345,7 @@ def route(method: str, path: str, body: Any, cfg: ReplyConfig) -> Reply:
         )
     model = body.get("model") if isinstance(body, dict) else None
     if method == "POST" and is_missing_model(model):
-        if path == "/v1/responses":  # recorded: openai_responses_400.json
+        if path == "/v1/responses":  # the Responses API answers 400 for an unknown model
             reply = error_reply(
                 400,
                 f"The requested model '{model}' does not exist.",

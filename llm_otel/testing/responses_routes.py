@@ -1,4 +1,4 @@
-"""OpenAI Responses API (``POST /v1/responses``), shaped on openai_responses_*.json."""
+"""OpenAI Responses API (``POST /v1/responses``): the objects and stream events OpenAI sends."""
 
 from __future__ import annotations
 

@@ -146,7 +146,7 @@ def chat_usage(
     }
     cached, write = _clamped(cfg, input_tokens)
     if not details and not (cached or write or cfg.reasoning_tokens):
-        return usage  # legacy completions report no details (openai_completions_basic.json)
+        return usage  # legacy completions report no token details
     prompt_details: dict[str, Any] = {"cached_tokens": cached, "audio_tokens": 0}
     if write:
         prompt_details["cache_write_tokens"] = write
