@@ -23,13 +23,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import Final, Generic, Protocol, TypeVar
 
 from llm_otel.errors import ConfigError
 from llm_otel.semconv import PROVIDER_AZURE_OPENAI, PROVIDER_OPENAI
 
-if TYPE_CHECKING:
-    from .price_file import Entry
+
+class Named(Protocol):
+    """What the index needs of a price entry: the key it prices and its other names."""
+
+    @property
+    def provider(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+
+
+Entry = TypeVar("Entry", bound=Named)
 
 _DATED: Final = re.compile(r"^(.+?)-(?:\d{4}-\d{2}-\d{2}|20\d{6})$")
 
@@ -58,7 +69,7 @@ def _undated(model: str) -> str | None:
     return match.group(1) if match else None
 
 
-class ModelIndex:
+class ModelIndex(Generic[Entry]):
     """Price entries indexed by name: exact keys, aliases, prefix wildcards, plus Azure deployment names."""
 
     def __init__(
