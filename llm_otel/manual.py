@@ -72,11 +72,11 @@ def _telemetry() -> Telemetry:
     """The telemetry of ``instrument()``; without it, one built from the environment like a standalone
     instrumentor's (global tracer provider, bundled prices)."""
     global _fallback
-    import llm_otel
+    from .pipeline import active_telemetry
 
-    handle = llm_otel._handle
-    if handle is not None:
-        return handle.telemetry  # type: ignore[no-any-return]
+    active = active_telemetry()
+    if active is not None:
+        return active
     if _fallback is None:
         from .instrumentors.tracer import telemetry_from_kwargs
 

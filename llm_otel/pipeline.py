@@ -27,6 +27,13 @@ from .pricing import PriceTable
 
 logger = logging.getLogger("llm_otel")
 
+#: The telemetry of the running ``instrument()``, for ``track()``/``record_usage()``; None when not set up.
+_active: Telemetry | None = None
+
+
+def active_telemetry() -> Telemetry | None:
+    return _active
+
 
 def _provider(settings: Settings, given: Any) -> tuple[TracerProvider, bool]:
     """The SDK provider to use and whether we created it."""
@@ -93,10 +100,13 @@ class Instrumentation:
 
     def shutdown(self) -> None:
         """Flush with a deadline, stop the endpoint and the exporters; the instrumentation stays in place."""
+        global _active
         with self._lock:
             if self._shut:
                 return
             self._shut = True
+        if _active is self.telemetry:
+            _active = None
         for processor in self.processors:
             try:
                 processor.shutdown()
@@ -150,10 +160,12 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
     for processor in processors:
         provider.add_span_processor(processor)
 
+    global _active
     telemetry = build_telemetry(settings, provider, prices)
     instrumentors = _start_instrumentors(settings, provider, telemetry)
     handle = Instrumentation(settings, provider, owns, telemetry, processors, metrics_server, instrumentors)
     atexit.register(handle.shutdown)
+    _active = telemetry
     return handle
 
 

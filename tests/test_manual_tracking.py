@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 import llm_otel
-from llm_otel import manual
+from llm_otel import manual, pipeline
 from llm_otel import semconv as sc
 from llm_otel.exporters.cost.records import span_to_record
 
@@ -48,7 +48,7 @@ SAME = (
 def tracked(telemetry: Any, spans: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """track() bound to the test's telemetry (as it is bound to instrument()'s in an application)."""
     monkeypatch.setattr(manual, "_fallback", telemetry)
-    monkeypatch.setattr(llm_otel, "_handle", None)
+    monkeypatch.setattr(pipeline, "_active", None)
     manual._warned.clear()
     return telemetry
 
