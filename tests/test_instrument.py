@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+from tests_support import run_child
 
 import llm_otel
 from llm_otel import ConfigError
@@ -123,20 +124,6 @@ def test_sampling_never_loses_a_call(sampler: Any, server: Any, telemetry: Telem
     assert other.sampler is sampler  # type: ignore[attr-defined]
 
 
-def _run_child(code: str, env: dict[str, str]) -> dict[str, Any]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    full_env.update(env)
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
 CHILD = """
     import json, os, openai, llm_otel
     handle = llm_otel.instrument(prometheus_port=0)
@@ -154,7 +141,7 @@ CHILD = """
 def test_otlp_http_export_from_standard_env(server: Any) -> None:
     receiver = OTLPHttpReceiver().start()
     try:
-        out = _run_child(
+        out = run_child(
             CHILD,
             {
                 "FAKE_URL": server.openai_base_url,
@@ -178,7 +165,7 @@ def test_otlp_http_export_from_standard_env(server: Any) -> None:
 def test_otlp_grpc_export(server: Any) -> None:
     receiver = OTLPGrpcReceiver().start()
     try:
-        _run_child(
+        run_child(
             CHILD,
             {
                 "FAKE_URL": server.openai_base_url,
@@ -195,7 +182,7 @@ def test_otlp_grpc_export(server: Any) -> None:
 def test_sampler_from_env_drops_traces_but_counts_every_call(server: Any) -> None:
     receiver = OTLPHttpReceiver().start()
     try:
-        out = _run_child(
+        out = run_child(
             CHILD,
             {
                 "FAKE_URL": server.openai_base_url,
@@ -212,7 +199,7 @@ def test_sampler_from_env_drops_traces_but_counts_every_call(server: Any) -> Non
 
 
 def test_collector_down_does_not_affect_calls(server: Any) -> None:
-    out = _run_child(
+    out = run_child(
         CHILD,
         {
             "FAKE_URL": server.openai_base_url,
@@ -234,7 +221,7 @@ def test_import_and_instrument_without_client_libraries() -> None:
         handle = llm_otel.instrument(prometheus_port=0)
         print(json.dumps({"instrumentors": len(handle.instrumentors)}))
     """
-    assert _run_child(code, {}) == {"instrumentors": 0}
+    assert run_child(code, {}) == {"instrumentors": 0}
 
 
 def test_opentelemetry_instrument_entry_point(server: Any, tmp_path: Any) -> None:

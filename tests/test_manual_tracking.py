@@ -4,11 +4,6 @@ the same span, cost, metrics and cost record as an instrumented call."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
-import textwrap
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -17,6 +12,7 @@ import openai
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
+from tests_support import run_child
 
 import llm_otel
 from llm_otel import manual, pipeline
@@ -259,22 +255,12 @@ def test_record_usage_delivered_once_and_counted_with_sampler_off(tmp_path: Any)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_OTEL_"))}
-        env.update(
-            OTEL_TRACES_SAMPLER="always_off",
-            COST_URL=server.url,
-            SPOOL=str(tmp_path / "spool.sqlite"),
-            PYTHONPATH=os.pathsep.join(sys.path),
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(CHILD)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        out = json.loads(done.stdout.strip().splitlines()[-1])
+        env = {
+            "OTEL_TRACES_SAMPLER": "always_off",
+            "COST_URL": server.url,
+            "SPOOL": str(tmp_path / "spool.sqlite"),
+        }
+        out = run_child(CHILD, env)
         assert out["requests"] == 3  # sampled out, still metered
         assert server.store.count() == 2  # the repeated id once, plus the tracked call
     finally:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from types import ModuleType
+from typing import Any
 
 import openai
 
@@ -22,3 +28,15 @@ def chat_parse_resource(client: object) -> object:
     """``chat.completions`` with stable ``parse``/``stream`` (openai >= 1.92), else the beta one."""
     completions = client.chat.completions  # type: ignore[attr-defined]
     return completions if hasattr(completions, "parse") else client.beta.chat.completions  # type: ignore[attr-defined]
+
+
+def run_child(code: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter (no inherited OTEL_*/LLM_OTEL_* settings, plus ``env``); the
+    last line it prints is JSON, returned parsed."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_OTEL_"))}
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    full_env.update(env)
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    done = subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
