@@ -46,8 +46,30 @@ def parse_bool(setting: str, value: Any) -> bool:
     raise ConfigError(setting, value, "expected true or false")
 
 
+def _need_str(setting: str, value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(setting, value, f"expected {what} (a string)")
+    return value
+
+
+def _integral(setting: str, value: Any, what: str) -> int:
+    """An int, or an integral float or numeric string; never a bool (True is not port 1)."""
+    if isinstance(value, bool):
+        raise ConfigError(setting, value, f"expected {what}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(setting, value, f"expected {what}")
+
+
 def parse_url(setting: str, value: Any) -> str:
-    text = str(value).strip()
+    text = _need_str(setting, value, "an http:// or https:// URL").strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(setting, value, "expected an http:// or https:// URL with a host")
@@ -61,35 +83,29 @@ def parse_url(setting: str, value: Any) -> str:
 def parse_port(setting: str, value: Any) -> int:
     if value is None or value == "":
         return 0
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(setting, value, "expected a port number (0 disables)") from None
+    port = _integral(setting, value, "a port number (0 disables)")
     if not 0 <= port <= 65535:
         raise ConfigError(setting, value, "expected a port number between 0 and 65535")
     return port
 
 
 def parse_host(setting: str, value: Any) -> str:
-    host = str(value).strip()
+    host = _need_str(setting, value, "a host name or IP address").strip()
     if not host or any(c.isspace() for c in host) or "/" in host:
         raise ConfigError(setting, value, "expected a host name or IP address")
     return host
 
 
 def parse_positive_int(setting: str, value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(setting, value, "expected a positive integer") from None
-    if number < 1 or isinstance(value, bool):
+    number = _integral(setting, value, "a positive integer")
+    if number < 1:
         raise ConfigError(setting, value, "expected a positive integer")
     return number
 
 
 def parse_text(setting: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(setting, value, "expected a string")
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(setting, value, "expected a non-empty string (leave the setting out for none)")
     return value
 
 
@@ -100,18 +116,31 @@ def parse_path(setting: str, value: Any) -> str:
 
 
 def parse_otlp_protocol(setting: str, value: Any) -> str:
+    if isinstance(value, str):
+        value = value.strip()
     if value not in ("http/protobuf", "grpc"):
         raise ConfigError(setting, value, "expected http/protobuf or grpc")
     return str(value)
 
 
 def parse_capture(setting: str, value: Any) -> CaptureMode:
-    return parse_mode(value)
+    try:
+        return parse_mode(value)
+    except ValueError as exc:
+        raise ConfigError(setting, value, str(exc)) from None
+
+
+def _names(setting: str, value: Any, what: str) -> list[str]:
+    """A comma-separated string or a list/tuple of strings."""
+    if isinstance(value, str):
+        return [n.strip() for n in value.split(",")]
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(n, str) for n in value):
+        return [n.strip() for n in value]
+    raise ConfigError(setting, value, f"expected {what}: a comma-separated string or a list of strings")
 
 
 def parse_instrumentors(setting: str, value: Any) -> tuple[str, ...]:
-    listed = [n.strip() for n in value.split(",")] if isinstance(value, str) else [str(n) for n in value]
-    listed = [n for n in listed if n]
+    listed = [n for n in _names(setting, value, "instrumentor names") if n]
     for name in listed:
         if name not in KNOWN_INSTRUMENTORS:
             raise ConfigError(
@@ -128,6 +157,8 @@ def parse_model_aliases(setting: str, value: Any) -> dict[str, str]:
 
 def parse_provider_hosts(setting: str, value: Any) -> dict[Any, str]:
     """``"host=provider,host:port=provider"`` or a mapping -> {host or (host, port): provider}."""
+    if not isinstance(value, (str, Mapping)):
+        raise ConfigError(setting, value, "expected 'host[:port]=provider,...' or a mapping")
     if not value:
         return {}
     items: list[tuple[str, str]]
@@ -155,7 +186,7 @@ def parse_provider_hosts(setting: str, value: Any) -> dict[Any, str]:
 
 
 def parse_label_tags(setting: str, value: Any) -> tuple[str, ...]:
-    listed = [t.strip() for t in value.split(",")] if isinstance(value, str) else [str(t) for t in value]
+    listed = _names(setting, value, "tag names")
     for tag in listed:
         if tag and not tag.isidentifier():
             raise ConfigError(setting, value, f"tag {tag!r} is not an identifier")
@@ -163,11 +194,8 @@ def parse_label_tags(setting: str, value: Any) -> tuple[str, ...]:
 
 
 def parse_content_max_chars(setting: str, value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(setting, value, "expected a number of characters (0 or more)") from None
-    if number < 0 or isinstance(value, bool):
+    number = _integral(setting, value, "a number of characters (0 or more)")
+    if number < 0:
         raise ConfigError(setting, value, "expected a number of characters (0 or more)")
     return number
 
@@ -211,6 +239,18 @@ def prometheus_multiprocess_dir() -> str | None:
     """prometheus-client's multiprocess directory, if that mode is on (read where metrics are served, which
     may be a pre-fork master that never calls ``instrument()``)."""
     return env("PROMETHEUS_MULTIPROC_DIR") or env("prometheus_multiproc_dir")
+
+
+def _check_multiprocess_dir() -> None:
+    """prometheus-client's multiprocess mode needs an existing directory; say so now, not at first scrape."""
+    for var in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"):
+        path = env(var)
+        if path is not None:
+            if not os.path.isdir(path):
+                raise ConfigError(
+                    var, path, "expected an existing directory (prometheus-client multiprocess mode)"
+                )
+            return
 
 
 def latest_semconv_from_env() -> bool:
@@ -285,6 +325,7 @@ class Settings:
                     break
         settings = cls(**values, sources=sources)
         settings._finish()
+        _check_multiprocess_dir()
         return settings
 
     def _finish(self) -> None:

@@ -2,8 +2,8 @@
 
 The mode comes from ``instrument(capture_content=)`` or OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT:
 ``NO_CONTENT`` (default), ``SPAN_ONLY``, ``EVENT_ONLY``, ``SPAN_AND_EVENT``, case-insensitive. ``true`` is
-accepted as ``SPAN_ONLY`` because most existing docs use it; ``false`` means off; anything else means off
-with one warning. Captured text is bounded: each text part is cut at ``content_max_chars`` characters
+accepted as ``SPAN_ONLY`` because most existing docs use it; ``false`` means off; anything else is a
+configuration error. Captured text is bounded: each text part is cut at ``content_max_chars`` characters
 (``LLM_OTEL_CONTENT_MAX_CHARS``). Both are read and validated in ``config.py``.
 """
 
@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import enum
 import json
-import logging
 from typing import Any
-
-logger = logging.getLogger("llm_otel")
-
-ENV_CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 
 class CaptureMode(enum.Enum):
@@ -38,25 +33,32 @@ class CaptureMode(enum.Enum):
         return self is not CaptureMode.NO_CONTENT
 
 
-_ALIASES = {"true": CaptureMode.SPAN_ONLY, "false": CaptureMode.NO_CONTENT, "": CaptureMode.NO_CONTENT}
+_ALIASES = {
+    **dict.fromkeys(("true", "1", "yes", "on"), CaptureMode.SPAN_ONLY),
+    **dict.fromkeys(("false", "0", "no", "off", ""), CaptureMode.NO_CONTENT),
+}
 
 
 def parse_mode(value: str | bool | CaptureMode | None) -> CaptureMode:
-    """Map a setting to a mode; unknown values fail closed (no content) with a warning."""
+    """Map a setting to a mode; an unknown value raises ``ValueError`` (config.py turns it into a
+    ``ConfigError`` naming the setting)."""
     if value is None:
         return CaptureMode.NO_CONTENT
     if isinstance(value, CaptureMode):
         return value
     if isinstance(value, bool):
         return CaptureMode.SPAN_ONLY if value else CaptureMode.NO_CONTENT
+    if not isinstance(value, str):
+        raise ValueError("expected a content capture mode")
     text = value.strip().lower()
     if text in _ALIASES:
         return _ALIASES[text]
     for mode in CaptureMode:
         if mode.value == text:
             return mode
-    logger.warning("llm-otel: unknown %s value %r; message content will not be captured", ENV_CAPTURE, value)
-    return CaptureMode.NO_CONTENT
+    raise ValueError(
+        "expected NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT, or true/false (true = SPAN_ONLY)"
+    )
 
 
 def truncate(text: str, limit: int) -> str:

@@ -78,7 +78,8 @@ def test_capture_env_values() -> None:
     assert parse_mode("span_and_event") is CaptureMode.SPAN_AND_EVENT
     assert parse_mode("true") is CaptureMode.SPAN_ONLY
     assert parse_mode("false") is CaptureMode.NO_CONTENT
-    assert parse_mode("bogus") is CaptureMode.NO_CONTENT
+    with pytest.raises(ValueError):
+        parse_mode("bogus")
 
 
 def test_generator_messages_are_not_consumed(
