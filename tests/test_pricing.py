@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from realworld import load_exchange
 
+import llm_otel
+from llm_otel import manual, pipeline
+from llm_otel import semconv as sc
 from llm_otel.errors import ConfigError
 from llm_otel.pricing import Cost, PriceTable
 
@@ -191,9 +194,15 @@ def test_bundled_covers_legacy_and_new_models(
 def test_bundled_file_schema() -> None:
     doc = json.loads(BUNDLED_FILE.read_text())
     assert (doc["version"], doc["currency"], doc["unit"]) == ("2026-11-01", "USD", "per_million_tokens")
-    assert len(doc["models"]) > 50
+    assert len(doc["models"]) > 300
+    providers = {key.split("/", 1)[0] for key in doc["models"]}
+    # gen_ai.provider.name values of the GenAI conventions
+    assert providers == {
+        "openai", "azure.ai.openai", "anthropic", "gcp.gemini", "gcp.vertex_ai", "mistral_ai", "deepseek",
+        "x_ai", "aws.bedrock",
+    }  # fmt: skip
     for key, entry in doc["models"].items():
-        assert key.startswith("openai/") and not key.startswith("openai/ft:")
+        assert not key.split("/", 1)[1].startswith("ft:"), key
         for field in ("input", "cached_input", "cache_write", "output"):
             assert field not in entry or isinstance(entry[field], str), (key, field)  # strings: Decimal-exact
 
@@ -210,6 +219,270 @@ def test_generated_file_is_up_to_date() -> None:
         [sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# --- providers beyond OpenAI ---------------------------------------------------------------------------
+
+#: Published list prices, USD per 1M tokens: (input, cache read, 5-minute cache write, output); None where
+#: the provider publishes none (cache reads and writes then bill at the input price), "?" where it is not
+#: checked here (Mistral's later cache-read prices). Facts, written here
+#: independently of genai-prices and of the generated table, so a regenerated table that drifts fails.
+#: Anthropic, platform.claude.com/docs/en/about-claude/pricing (standard tier, prompts up to 200k tokens):
+#: each figure as published at the model's launch (Haiku 3.5: 2024-11, Opus 4.1: 2025-08, Sonnet 4.5:
+#: 2025-09-29, Haiku 4.5: 2025-10, Opus 4.5: 2025-11, Sonnet 5: 2026-06) and still listed for the table's
+#: date, 2026-11-01. Cache writes are the 5-minute ones (1.25x input), cache reads 0.1x input.
+ANTHROPIC_LIST_PRICES = {
+    "claude-sonnet-4-5": ("3", "0.30", "3.75", "15"),
+    "claude-haiku-4-5": ("1", "0.10", "1.25", "5"),
+    "claude-opus-4-1": ("15", "1.50", "18.75", "75"),
+    "claude-opus-4-5": ("5", "0.50", "6.25", "25"),
+    "claude-sonnet-5": ("2", "0.20", "2.50", "10"),
+    "claude-3-5-haiku-20241022": ("0.80", "0.08", "1", "4"),
+}
+#: Google Gemini API, ai.google.dev/gemini-api/docs/pricing, paid tier, prompts up to 200k (1.5: 128k)
+#: tokens, text: Gemini 2.5 Pro as listed since its context-caching price cut of 2025 (cache $0.125),
+#: 2.0 Flash-Lite since 2025-02, 1.5 Pro since its 2024-10 price cut, gemini-embedding-001 since 2025-07.
+GEMINI_LIST_PRICES = {
+    "gemini-2.5-pro": ("1.25", "0.125", None, "10"),
+    "gemini-2.0-flash-lite": ("0.075", None, None, "0.30"),
+    "gemini-1.5-pro": ("1.25", None, None, "5"),
+    "gemini-embedding-001": ("0.15", None, None, None),
+}
+#: Mistral AI, mistral.ai/pricing (La Plateforme), as listed in 2025 for these dated model versions.
+MISTRAL_LIST_PRICES = {
+    "mistral-large-2411": ("2", None, None, "6"),
+    "mistral-medium-2505": ("0.40", "?", None, "2"),
+    "mistral-small-2506": ("0.10", None, None, "0.30"),
+    "codestral-2501": ("0.30", None, None, "0.90"),
+    "ministral-8b-2410": ("0.10", None, None, "0.10"),
+    "mistral-nemo": ("0.15", None, None, "0.15"),
+    "pixtral-large-2411": ("2", None, None, "6"),
+}
+#: xAI, docs.x.ai/docs/models, as listed from each model's launch in 2025 (grok-code-fast-1: 2025-08).
+XAI_LIST_PRICES = {
+    "grok-3": ("3", "0.75", None, "15"),
+    "grok-3-mini": ("0.30", "0.075", None, "0.50"),
+    "grok-code-fast-1": ("0.20", "0.02", None, "1.50"),
+}
+#: AWS Bedrock on-demand, aws.amazon.com/bedrock/pricing (us-east-1 in-region; geographic cross-region
+#: profiles bill the same): Claude 3 Haiku since 2024-03, Claude 3.5 Haiku since its 2024-12 cut, Nova
+#: since 2024-12, Llama 3.3 70B since 2024-12, Titan Text Embeddings V2 since 2024-04; Claude Sonnet 4.5
+#: since 2025-10, when AWS priced in-region and geographic profiles 10 % above global cross-region inference.
+BEDROCK_LIST_PRICES = {
+    "anthropic.claude-3-haiku-20240307-v1:0": ("0.25", None, None, "1.25"),
+    "anthropic.claude-3-5-haiku-20241022-v1:0": ("0.80", "0.08", "1", "4"),
+    "amazon.nova-micro-v1:0": ("0.035", "0.00875", None, "0.14"),
+    "amazon.nova-lite-v1:0": ("0.06", "0.015", None, "0.24"),
+    "amazon.nova-pro-v1:0": ("0.80", "0.20", None, "3.20"),
+    "meta.llama3-3-70b-instruct-v1:0": ("0.72", None, None, "0.72"),
+    "amazon.titan-embed-text-v2:0": ("0.02", None, None, None),
+    "anthropic.claude-sonnet-4-5-20250929-v1:0": ("3.30", "0.33", "4.125", "16.50"),
+    "global.anthropic.claude-sonnet-4-5-20250929-v1:0": ("3", "0.30", "3.75", "15"),
+}
+LIST_PRICES = [
+    *(("anthropic", m, p) for m, p in ANTHROPIC_LIST_PRICES.items()),
+    *(("gcp.gemini", m, p) for m, p in GEMINI_LIST_PRICES.items()),
+    *(("mistral_ai", m, p) for m, p in MISTRAL_LIST_PRICES.items()),
+    *(("x_ai", m, p) for m, p in XAI_LIST_PRICES.items()),
+    *(("aws.bedrock", m, p) for m, p in BEDROCK_LIST_PRICES.items()),
+]
+
+
+def billed_per_million(table: PriceTable, provider: str, model: str) -> tuple[Decimal, ...]:
+    """(input, cache read, cache write, output) in USD per 1M tokens as cost() bills them, below any tier."""
+    n = 100_000
+    plain = table.cost(provider, model, n, n)
+    read = table.cost(provider, model, n, 0, cache_read_tokens=n)
+    write = table.cost(provider, model, n, 0, cache_write_tokens=n)
+    assert plain.status == "priced", (provider, model)
+    amounts = (plain.input, read.input, write.input, plain.output)
+    assert all(a is not None for a in amounts)
+    return tuple(a * 10 for a in amounts)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("provider", "model", "prices"), LIST_PRICES, ids=lambda v: str(v)[:40])
+def test_bundled_prices_match_list_prices(
+    table: PriceTable, provider: str, model: str, prices: tuple[str | None, ...]
+) -> None:
+    inp, read, write, out = (None if v in (None, "?") else Decimal(v) for v in prices)
+    assert inp is not None
+    expected = [inp, inp if read is None else read, inp if write is None else write, out or 0]
+    got = list(billed_per_million(table, provider, model))
+    for i, v in enumerate(prices):
+        if v == "?":
+            got[i] = expected[i] = None
+    assert got == expected
+
+
+def test_anthropic_cache_reads_and_writes(table: PriceTable) -> None:
+    # Anthropic reports input_tokens without the cache; the conventions' input includes it:
+    # 114 uncached + 1000 read from the cache + 256 written to it = 1370 input tokens
+    c = table.cost("anthropic", "claude-sonnet-4-5-20250929", 1370, 155, 1000, 256)
+    # 114 * 3/M + 1000 * 0.30/M + 256 * 3.75/M = 0.000342 + 0.0003 + 0.00096; 155 * 15/M = 0.002325
+    assert (c.input, c.output, c.total) == (Decimal("0.001602"), Decimal("0.002325"), Decimal("0.003927"))
+    assert c.source == BUNDLED + "anthropic/claude-sonnet-4-5"
+    # the classic mistakes: cache tokens billed at the input price, or counted on top of the input
+    assert c.total != table.cost("anthropic", "claude-sonnet-4-5", 1370, 155).total
+    assert c.total != table.cost("anthropic", "claude-sonnet-4-5", 1370 + 1256, 155, 1000, 256).total
+
+
+def test_anthropic_long_context_tier(table: PriceTable) -> None:
+    # Sonnet 4.5 above 200k input tokens (cache included): $6 / $0.60 / $7.50 / $22.50 per 1M, every token
+    at = table.cost("anthropic", "claude-sonnet-4-5", 200_000, 1000)
+    assert at.total == Decimal("0.615")  # 200000 * 3/M + 1000 * 15/M
+    above = table.cost("anthropic", "claude-sonnet-4-5", 200_001, 1000, 100_000, 1)
+    # 100000 uncached * 6/M + 100000 read * 0.6/M + 1 written * 7.5/M; 1000 * 22.5/M
+    assert (above.input, above.output) == (Decimal("0.6600075"), Decimal("0.0225"))
+    # Haiku 4.5 has no long-context tier
+    assert table.cost("anthropic", "claude-haiku-4-5", 1_000_000, 0).total == Decimal("1")
+
+
+def test_gemini_cached_and_long_context(table: PriceTable) -> None:
+    c = table.cost("gcp.gemini", "gemini-2.5-pro", 10_000, 2000, cache_read_tokens=8000)
+    assert (c.input, c.output) == (Decimal("0.0035"), Decimal("0.02"))  # 2000*1.25 + 8000*0.125; 2000*10
+    above = table.cost("gcp.gemini", "gemini-2.5-pro", 300_000, 2000, cache_read_tokens=100_000)
+    assert (above.input, above.output) == (Decimal("0.525"), Decimal("0.03"))  # 200000*2.5 + 100000*0.25
+    # Vertex AI bills Gemini as the Gemini API does: the gcp.gemini entry prices it
+    assert table.cost("gcp.vertex_ai", "gemini-2.5-pro", 10_000, 2000, 8000) == c
+
+
+def test_xai_cached_tokens(table: PriceTable) -> None:
+    c = table.cost("x_ai", "grok-3", 10_000, 500, cache_read_tokens=6000)
+    assert (c.input, c.output) == (Decimal("0.0165"), Decimal("0.0075"))  # 4000*3 + 6000*0.75; 500*15
+
+
+def test_bedrock_global_is_cheaper_than_regional(table: PriceTable) -> None:
+    usage = (10_000, 1000, 4000, 2000)  # input (cache included), output, cache read, cache write
+    regional = table.cost("aws.bedrock", "anthropic.claude-sonnet-4-5-20250929-v1:0", *usage)
+    geo = table.cost("aws.bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", *usage)
+    global_ = table.cost("aws.bedrock", "global.anthropic.claude-sonnet-4-5-20250929-v1:0", *usage)
+    # 4000*3 + 4000*0.3 + 2000*3.75 = 20700 per M; 1000 * 15 = 15000 per M; regional 10 % more
+    assert (global_.input, global_.output) == (Decimal("0.0207"), Decimal("0.015"))
+    assert (regional.input, regional.output) == (Decimal("0.02277"), Decimal("0.0165"))
+    assert geo == regional
+
+
+def test_deepseek_time_of_day_prices_stay_unpriced(table: PriceTable) -> None:
+    # DeepSeek bills deepseek-chat / deepseek-reasoner / V4 at peak and off-peak rates by the time of day
+    # (UTC windows, weekends): the count of tokens alone cannot price them, so they are unpriced, never 0
+    for model in ("deepseek-chat", "deepseek-reasoner", "deepseek-v4-pro", "deepseek-v4-flash"):
+        assert table.cost("deepseek", model, 1000, 1000) == Cost("unpriced", None, None, None, None), model
+    # flat-priced DeepSeek models are priced
+    c = table.cost("deepseek", "deepseek/deepseek-v3.2-exp", 1_000_000, 1_000_000)
+    assert (c.status, c.source) == ("priced", BUNDLED + "deepseek/deepseek-v3.2-exp")
+    user = PriceTable.load(
+        {"deepseek/deepseek-chat": {"input": "0.28", "cached_input": "0.028", "output": "0.42"}}
+    )
+    assert user.cost("deepseek", "deepseek-chat", 1_000_000, 0).total == Decimal("0.28")
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("gcp.gemini", "gemini-2.5-flash"),  # audio input has its own price: text tokens alone can't price it
+        ("gcp.gemini", "gemini-2.5-flash-image"),  # image output tokens
+        ("gcp.gemini", "gemini-2.5-flash-preview-tts"),
+        ("mistral_ai", "voxtral-small-latest"),  # audio billed per hour
+        ("mistral_ai", "mistral-ocr-latest"),  # billed per page
+        ("x_ai", "grok-voice-latest"),
+        ("aws.bedrock", "amazon.nova-sonic-v1:0"),
+        ("anthropic", "claude-nonexistent-9"),
+        ("anthropic", "gpt-4o"),  # no provider borrows another's prices
+        ("mistral_ai", "claude-sonnet-4-5"),
+        ("gcp.gemini", "claude-sonnet-4-5"),  # Claude is on Vertex AI, not the Gemini API
+        ("aws.bedrock", "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3"),
+        ("aws.bedrock", "global.amazon.nova-micro-v1:0"),  # no global price listed: not the regional one
+    ],
+)
+def test_new_providers_unknown_or_unpriceable_is_unpriced(
+    table: PriceTable, provider: str, model: str
+) -> None:
+    assert table.cost(provider, model, 100, 100) == Cost("unpriced", None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "entry"),
+    [
+        # Anthropic: dated ids, aliases, routing prefixes
+        ("anthropic", "claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4-5"),
+        ("anthropic", "claude-sonnet-4-5", "anthropic/claude-sonnet-4-5"),
+        ("anthropic", "anthropic/claude-sonnet-4-5", "anthropic/claude-sonnet-4-5"),
+        ("anthropic", "Claude-Haiku-4-5-20251001", "anthropic/claude-haiku-4-5"),
+        ("anthropic", "claude-opus-4-1-20250805", "anthropic/claude-opus-4-1"),
+        ("anthropic", "claude-3-5-haiku-20241022", "anthropic/claude-3-5-haiku-latest"),
+        ("anthropic", "claude-3-7-sonnet-20250219", "anthropic/claude-3-7-sonnet-latest"),
+        ("anthropic", "claude-sonnet-4-20250514", "anthropic/claude-sonnet-4-0"),
+        ("anthropic", "claude-opus-4-5-20251101", "anthropic/claude-opus-4-5"),
+        # Vertex AI: Claude as "model@date", resource paths; Gemini through the gcp.gemini entries
+        ("gcp.vertex_ai", "claude-sonnet-4-5@20250929", "gcp.vertex_ai/claude-sonnet-4-5"),
+        ("gcp.vertex_ai", "publishers/anthropic/models/claude-opus-4-1@20250805",
+         "gcp.vertex_ai/claude-4-opus"),
+        ("gcp.vertex_ai", "gemini-2.5-pro", "gcp.gemini/gemini-2.5-pro"),
+        ("gcp.gen_ai", "claude-haiku-4-5@20251001", "gcp.vertex_ai/claude-haiku-4-5"),
+        ("gcp.gen_ai", "gemini-2.5-pro", "gcp.gemini/gemini-2.5-pro"),
+        # Gemini API: "models/..." resource names, version suffixes
+        ("gcp.gemini", "models/gemini-2.5-pro", "gcp.gemini/gemini-2.5-pro"),
+        ("gcp.gemini", "gemini-1.5-pro-002", "gcp.gemini/gemini-1.5-pro"),
+        # older gen_ai.system spellings of the provider
+        ("gemini", "gemini-2.5-pro", "gcp.gemini/gemini-2.5-pro"),
+        ("vertex_ai", "claude-sonnet-4-5@20250929", "gcp.vertex_ai/claude-sonnet-4-5"),
+        ("xai", "grok-3", "x_ai/grok-3"),
+        # Mistral, xAI, DeepSeek
+        ("mistral_ai", "mistral-large-latest", "mistral_ai/mistral-large"),
+        ("mistral_ai", "mistral/mistral-large-2411", "mistral_ai/mistral-large"),
+        ("mistral_ai", "open-mistral-nemo", "mistral_ai/mistral-nemo"),
+        ("x_ai", "grok-4", "x_ai/grok-4-0709"),
+        ("x_ai", "xai/grok-3-mini-latest", "x_ai/grok-3-mini"),
+        ("deepseek", "deepseek-v3.2", "deepseek/deepseek-v3.2"),
+        # Bedrock: model ids, geographic cross-region profiles, global profiles, ARNs, routing prefix
+        ("aws.bedrock", "anthropic.claude-sonnet-4-5-20250929-v1:0",
+         "aws.bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("aws.bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+         "aws.bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("aws.bedrock", "eu.anthropic.claude-3-7-sonnet-20250219-v1:0",
+         "aws.bedrock/anthropic.claude-3-7-sonnet-20250219-v1:0"),
+        ("aws.bedrock", "apac.amazon.nova-pro-v1:0", "aws.bedrock/amazon.nova-pro-v1:0"),
+        ("aws.bedrock", "us-gov.anthropic.claude-3-haiku-20240307-v1:0",
+         "aws.bedrock/anthropic.claude-3-haiku-20240307-v1:0"),
+        ("aws.bedrock", "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+         "aws.bedrock/global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("aws.bedrock", "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+         "aws.bedrock/anthropic.claude-3-haiku-20240307-v1:0"),
+        ("aws.bedrock", "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.amazon.nova-lite-v1:0",
+         "aws.bedrock/amazon.nova-lite-v1:0"),
+        ("aws.bedrock", "bedrock/meta.llama3-3-70b-instruct-v1:0",
+         "aws.bedrock/meta.llama3-3-70b-instruct-v1:0"),
+        ("aws.bedrock", "claude-sonnet-4-5-20250929",
+         "aws.bedrock/anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        # Azure OpenAI: OpenAI's prices (genai-prices lists Azure's Global prices equal to them)
+        ("azure.ai.openai", "o3-2025-04-16", "openai/o3"),
+        ("az.ai.openai", "gpt-4o-mini", "openai/gpt-4o-mini"),
+    ],
+)  # fmt: skip
+def test_name_forms_of_other_providers(table: PriceTable, provider: str, model: str, entry: str) -> None:
+    c = table.cost(provider, model, 10, 10)
+    assert (c.status, c.source) == ("priced", BUNDLED + entry)
+
+
+def test_tracked_anthropic_call_is_priced(
+    telemetry: Any, spans: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call reported through track() gets the bundled Anthropic price, exactly, on its span."""
+    monkeypatch.setattr(manual, "_fallback", telemetry)  # track() bound to the test's telemetry
+    monkeypatch.setattr(pipeline, "_active", None)
+    with llm_otel.track("chat", provider="anthropic", model="claude-sonnet-4-5") as call:
+        call.set_response(model="claude-sonnet-4-5-20250929", id="msg_01", finish_reasons=["end_turn"])
+        call.set_usage(input_tokens=1370, output_tokens=155, cache_read_tokens=1000, cache_write_tokens=256)
+    attrs = spans.one().attributes
+    assert attrs[sc.PRICING_STATUS] == "priced"
+    assert attrs[sc.PRICING_SOURCE] == BUNDLED + "anthropic/claude-sonnet-4-5"
+    # the same figures as test_anthropic_cache_reads_and_writes: $0.001602 in, $0.002325 out
+    assert (attrs[sc.USAGE_COST], attrs[sc.COST_INPUT], attrs[sc.COST_OUTPUT]) == (
+        0.003927,
+        0.001602,
+        0.002325,
+    )
+    assert Decimal(repr(attrs[sc.USAGE_COST])) == Decimal("0.003927")
 
 
 # --- model names ---------------------------------------------------------------------------------------
@@ -575,9 +848,9 @@ def test_float_path_equals_decimal_path_for_every_bundled_entry(table: PriceTabl
     usages = _usages()
     assert len(usages) > 500
     for key in entries:
-        model = key.split("/", 1)[1]
-        assert table.cost("openai", model, 1, 1).source == BUNDLED + key  # the entry itself, not a fallback
-        _assert_same(table, "openai", model, usages)
+        provider, model = key.split("/", 1)
+        assert table.cost(provider, model, 1, 1).source == BUNDLED + key  # the entry itself, not a fallback
+        _assert_same(table, provider, model, usages)
 
 
 def test_float_path_equals_decimal_path_for_user_prices() -> None:

@@ -4,8 +4,8 @@ Modules, one job each:
 
 * :mod:`.price_file`: parse and validate price files (the bundled ``llm_otel/data/prices.json``, user JSON,
   TOML or dicts) into entries; the file format is documented there.
-* :mod:`.lookup`: model-name normalisation (provider prefixes, dated snapshots, Azure deployments) and the
-  lookup of the entry that prices a (provider, model).
+* :mod:`.lookup`: model-name normalisation (routing prefixes, dated snapshots, Bedrock ids and ARNs, Azure
+  deployments) and the lookup of the entry that prices a (provider, model).
 * :mod:`.cost`: the cost arithmetic: one integer formula, read out as exact Decimals (:class:`Cost`) or as
   floats for span attributes (``cost_floats``, on every LLM call).
 * :mod:`.table`: :class:`PriceTable`, which ties them together.
@@ -21,7 +21,10 @@ tokens; both give $0.0002025):
   ``httpx2``; importing it takes ~100 ms (``-X importtime``). Its fuzzy matching can also price a name that
   is not OpenAI's model (it lists a third-party host's price for gpt-oss), where we want "unpriced".
 * It is an excellent *source*: ``tools/build_prices.py`` generates our bundled ``data/prices.json`` from its
-  bundled data, offline, and checks a handful of prices against OpenAI's published list prices.
+  bundled data, offline (OpenAI, Azure OpenAI, Anthropic, Google Gemini and Vertex AI, Mistral, DeepSeek,
+  xAI, AWS Bedrock, under the conventions' ``gen_ai.provider.name`` values), checks a handful of prices
+  against published list prices, and checks that every name genai-prices knows for these providers
+  resolves through our lookup to the price genai-prices gives it (or, for what we leave out, to none).
 """
 
 from .cost import Cost

@@ -22,8 +22,10 @@ exact integer arithmetic on small integers and every cost fits a float. Missing 
 ``cache_write`` prices mean "billed at the input price"; a missing ``reasoning`` price means "billed as
 output"; an entry without ``output`` (embeddings) bills input only.
 
-Not modelled: service tiers (flex/priority/batch), per-call tool fees (web/file search), audio/image tokens
-(models billed for those are left out of the bundled table, so they are unpriced rather than mispriced).
+Not modelled: service tiers (flex/priority/batch), per-call tool fees (web/file search), audio/image/video
+tokens and time-of-day prices (models billed for those are left out of the bundled table, so they are
+unpriced rather than mispriced), Anthropic's 1-hour cache writes (one ``cache_write`` price: the bundled
+one is the 5-minute write price).
 """
 
 from __future__ import annotations
