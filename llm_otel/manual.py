@@ -16,6 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from . import guard
@@ -57,6 +58,7 @@ _current: contextvars.ContextVar[TrackedCall | None] = contextvars.ContextVar(
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
 _fallback: Telemetry | None = None
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _warn_once(what: str, value: Any, why: str) -> None:
@@ -316,13 +318,14 @@ def current_call() -> TrackedCall | None:
 
 
 def _ns(value: Any, what: str) -> int | None:
-    """A datetime or epoch seconds (int/float) -> epoch nanoseconds."""
+    """A datetime (naive = UTC) or epoch seconds (int/float) -> epoch nanoseconds, exact for datetimes."""
     if value is None:
         return None
-    if hasattr(value, "timestamp"):
-        return int(value.timestamp() * 1e9)
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        return (aware - _EPOCH) // timedelta(microseconds=1) * 1000
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-        return int(value * 1e9)
+        return int(value * 1_000_000_000) if isinstance(value, float) else value * 1_000_000_000
     _warn_once(what, value, "is not a datetime or epoch seconds")
     return None
 

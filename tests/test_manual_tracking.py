@@ -204,7 +204,7 @@ def test_empty_model_and_a_repeated_warning_are_logged_once(
 
 
 def test_record_usage_with_explicit_times_and_tags(tracked: Any, spans: Any) -> None:
-    end = datetime(2026, 11, 1, 12, 0, 5, tzinfo=timezone.utc)
+    end = datetime(2026, 11, 1, 12, 0, 5, 123457, tzinfo=timezone.utc)  # microseconds survive exactly
     llm_otel.record_usage(
         provider="openai",
         model="gpt-4o-mini",
@@ -217,7 +217,7 @@ def test_record_usage_with_explicit_times_and_tags(tracked: Any, spans: Any) -> 
     )
     span = spans.one()
     assert span.end_time - span.start_time == 5_000_000_000
-    assert span.end_time == int(end.timestamp() * 1e9)
+    assert span.end_time == 1_793_534_405_123_457_000
     attrs = span.attributes
     assert attrs[sc.PRICING_STATUS] == "priced" and attrs[sc.USAGE_COST] > 0
     assert attrs[sc.TAG_PREFIX + "tenant"] == "acme"
