@@ -1,4 +1,5 @@
-"""The ``llm-otel`` command: ``cost-api`` (reference server) and ``costs`` (report from a cost API)."""
+"""The ``llm-otel`` command: ``cost-api`` (reference server), ``costs`` (report from a cost API) and
+``--version``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from urllib.parse import urlencode
 
 from .config import env
 from .cost_contract import COSTS_PATH, GROUP_BY
+from .version import __version__
 
 KEY_ENV = "LLM_OTEL_COST_API_KEY"
 URL_ENV = "LLM_OTEL_COST_API_URL"
@@ -124,6 +126,7 @@ def format_table(result: dict[str, Any], by: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llm-otel", description="llm-otel command line tools")
+    parser.add_argument("--version", action="version", version=f"llm-otel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     api = sub.add_parser("cost-api", help="run the reference cost API server (SQLite)")

@@ -1,4 +1,4 @@
-"""The reference cost API (llm_otel.cost_server) and the ``llm-otel cost-api`` / ``costs`` commands."""
+"""The reference cost API (llm_otel.cost_server) and the ``llm-otel`` command: cost-api, costs, --version."""
 
 from __future__ import annotations
 
@@ -103,6 +103,32 @@ def test_duplicates_are_ignored_and_reported(server: CostAPIServer) -> None:
         {"accepted": 1, "duplicates": 3},
     )
     assert server.store.count() == 3
+
+
+def test_metrics_count_requests_and_records_without_a_key(server: CostAPIServer) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    post(server, [record(1), record(2)])
+    post(server, [record(2), record(3, cost_usd=0.5), "x"])
+    call(server, "GET", "/v1/costs", key="wrong")
+    call(server, "GET", "/nowhere")
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as resp:  # no Authorization header
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = resp.read().decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    records = {k[1][0][1]: v for k, v in samples.items() if k[0] == "llm_otel_cost_api_records_total"}
+    assert records == {"accepted": 2, "duplicate": 1, "invalid": 2}
+    requests = {
+        dict(labels)["route"] + " " + dict(labels)["code"]: v
+        for (name, labels), v in samples.items()
+        if name == "llm_otel_cost_api_requests_total"
+    }
+    assert requests == {"/v1/usage 200": 1, "/v1/usage 400": 1, "/v1/costs 401": 1, "other 404": 1}
 
 
 def test_invalid_records_get_per_record_errors_and_the_rest_is_accepted(server: CostAPIServer) -> None:
@@ -216,3 +242,15 @@ def test_cost_api_command_serves_with_a_key(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
     assert proc.returncode == 0
+
+
+def test_version_option_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from llm_otel.version import __version__
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"llm-otel {__version__}\n"
+    proc = _cli(["--version"], {})  # the real command line, no subcommand needed
+    out, err = proc.communicate(timeout=20)
+    assert (proc.returncode, out, err) == (0, f"llm-otel {__version__}\n", "")

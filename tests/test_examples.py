@@ -1,55 +1,36 @@
-"""The shipped examples: the Grafana dashboard and alert rules only query metrics llm-otel really exposes, and
-the example scripts run standalone (``python examples/x.py``) and print what they promise."""
+"""The shipped examples: the alert rules only query series llm-otel really exports, under both metric-name
+sets, and the example scripts run standalone (``python examples/x.py``) and print what they promise.
+
+The Grafana dashboard is tested with the stack that provisions it (tests/test_stack.py); the series names
+come from the real exporter (tests/exported_metrics.py), never from a hand-written list.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
 
-from prometheus_client import generate_latest
-
-import llm_otel.exporters.cost.metrics  # noqa: F401 - registers the cost exporter's self-metrics
-from llm_otel.exporters.prometheus import PrometheusMetricsProcessor
-from llm_otel.metrics_registry import REGISTRY
+from exported_metrics import exported_names, referenced
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
-_NAME = re.compile(r"\b((?:llm_otel|gen_ai_client)_[a-z_]+)\b")  # metric names, not label names
-_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
 
 
-def _exposed() -> set[str]:
-    PrometheusMetricsProcessor()  # registers (or reuses) every family in the registry
-    text = generate_latest(REGISTRY).decode()
-    return {_family(n) for n in re.findall(r"^# TYPE (\S+) ", text, re.M)}
+def test_alert_rules_query_series_exported_under_both_name_sets() -> None:
+    names = referenced((EXAMPLES / "alert_rules.yml").read_text())
+    assert names, "the alert rules query no llm-otel metric"
+    for latest in (False, True):
+        assert names <= exported_names(latest), names - exported_names(latest)
 
 
-def _family(name: str) -> str:
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def _referenced(text: str) -> set[str]:
-    return {_family(n) for n in _NAME.findall(text)}
-
-
-def test_dashboard_queries_existing_metrics() -> None:
-    dashboard = json.loads((EXAMPLES / "grafana-dashboard.json").read_text())
-    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
-    referenced = _referenced(exprs)
-    assert referenced, "the dashboard queries no llm-otel metric"
-    assert referenced <= _exposed(), referenced - _exposed()
-
-
-def test_alert_rules_query_existing_metrics() -> None:
-    referenced = _referenced((EXAMPLES / "alert_rules.yml").read_text())
-    assert referenced and referenced <= _exposed(), referenced - _exposed()
+def test_alert_rule_tests_use_the_series_names_of_the_rules() -> None:
+    """promtool's rule tests (alert_rules_test.yml) feed series under the names the rules query."""
+    rules = referenced((EXAMPLES / "alert_rules.yml").read_text())
+    fed = referenced((EXAMPLES / "alert_rules_test.yml").read_text())
+    assert fed <= exported_names(False) & exported_names(True), fed - exported_names(False)
+    assert rules <= fed, rules - fed
 
 
 def run_example(name: str) -> str:

@@ -1,11 +1,16 @@
-"""HTTP front of the reference cost API: ``POST /v1/usage``, ``GET /v1/costs``, ``GET /healthz``."""
+"""HTTP front of the reference cost API: ``POST /v1/usage``, ``GET /v1/costs``, ``GET /healthz`` and
+``GET /metrics`` (Prometheus text format: requests and records counted since start; counts only, no cost
+data, so like ``/healthz`` it needs no key).
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
 import logging
+import threading
 import zlib
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -16,6 +21,47 @@ from .validation import parse_time, validate
 
 logger = logging.getLogger("llm_otel.cost_server")
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
+HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
+_ROUTES = frozenset({c.USAGE_PATH, c.COSTS_PATH, HEALTH_PATH, METRICS_PATH})
+_RECORD_RESULTS = ("accepted", "duplicate", "invalid")
+
+
+class ServerMetrics:
+    """Counters of one server since it started, rendered in the Prometheus text format (standard library
+    only; label values are bounded: known routes, HTTP status codes, three record results)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: Counter[tuple[str, str, int]] = Counter()
+        self.records: Counter[str] = Counter({result: 0 for result in _RECORD_RESULTS})
+
+    def request(self, method: str, path: str, status: int) -> None:
+        route = path if path in _ROUTES else "other"
+        with self._lock:
+            self.requests[(method if method in ("GET", "POST") else "other", route, status)] += 1
+
+    def add_records(self, accepted: int, duplicate: int, invalid: int) -> None:
+        with self._lock:
+            self.records.update(accepted=accepted, duplicate=duplicate, invalid=invalid)
+
+    def render(self) -> str:
+        with self._lock:
+            requests = sorted(self.requests.items())
+            records = [(r, self.records[r]) for r in _RECORD_RESULTS]
+        lines = [
+            "# HELP llm_otel_cost_api_requests_total HTTP requests answered, by method, route and status.",
+            "# TYPE llm_otel_cost_api_requests_total counter",
+            *(
+                f'llm_otel_cost_api_requests_total{{method="{m}",route="{r}",code="{code}"}} {n}'
+                for (m, r, code), n in requests
+            ),
+            "# HELP llm_otel_cost_api_records_total Usage records received: accepted (new), duplicate (id "
+            "already stored) or invalid (rejected).",
+            "# TYPE llm_otel_cost_api_records_total counter",
+            *(f'llm_otel_cost_api_records_total{{result="{r}"}} {n}' for r, n in records),
+        ]
+        return "\n".join(lines) + "\n"
 
 
 class CostAPIServer(ThreadingHTTPServer):
@@ -35,6 +81,7 @@ class CostAPIServer(ThreadingHTTPServer):
         self.api_key = api_key.encode("utf-8") if api_key is not None else None
         self.max_body_bytes = max_body_bytes
         self.quiet = quiet
+        self.metrics = ServerMetrics()
         super().__init__(address, _Handler)
 
     @property
@@ -62,9 +109,14 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload).encode("utf-8")
+        self._reply(status, json.dumps(payload).encode("utf-8"), "application/json", headers)
+
+    def _reply(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.server.metrics.request(self.command, urlsplit(self.path).path, status)
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -144,8 +196,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         url = urlsplit(self.path)
-        if url.path == "/healthz":
+        if url.path == HEALTH_PATH:
             self._send(200, {"status": "ok"})
+            return
+        if url.path == METRICS_PATH:
+            text = self.server.metrics.render().encode("utf-8")
+            self._reply(200, text, "text/plain; version=0.0.4; charset=utf-8")
             return
         if not self._authorized():
             self._deny()
@@ -209,6 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
             logger.exception("cost API: storing %d records failed", len(valid))
             self._send(503, {c.ERROR_MESSAGE: "storage failure, retry later"}, {"Retry-After": "1"})
             return
+        self.server.metrics.add_records(accepted, len(valid) - accepted, len(errors))
         answer: dict[str, Any] = {c.ACCEPTED: accepted, c.DUPLICATES: len(valid) - accepted}
         if errors:
             answer[c.ERRORS] = errors

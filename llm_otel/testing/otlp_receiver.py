@@ -3,14 +3,24 @@
 Jaeger and the OpenTelemetry Collector cannot be installed on this project's machines; these receivers
 speak the same OTLP wire protocol Jaeger ingests on 4318/4317, decode every span and keep it for
 assertions (``receiver.spans``: dicts with name, trace/span ids, attributes, resource attributes).
+
+As a stand-in for Jaeger on 127.0.0.1, printing one line per span it receives::
+
+    python -m llm_otel.testing.otlp_receiver [--port 4318] [--grpc-port 4317] [--json]
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
+import json
+import signal
+import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from types import FrameType
+from typing import Any, TextIO
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -55,11 +65,15 @@ class _Store:
         self.spans: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
+        #: Called (on the receiving thread) with each request's decoded spans, after they are stored.
+        self.on_spans: Callable[[list[dict[str, Any]]], None] | None = None
 
     def add(self, spans: list[dict[str, Any]]) -> None:
         with self.arrived:
             self.spans.extend(spans)
             self.arrived.notify_all()
+        if self.on_spans is not None:
+            self.on_spans(spans)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         with self.arrived:
@@ -103,7 +117,8 @@ class OTLPHttpReceiver(_Store):
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() would wait forever for a loop that never ran
+            self._server.shutdown()
         self._server.server_close()
 
 
@@ -135,3 +150,78 @@ class OTLPGrpcReceiver(_Store):
 
     def stop(self) -> None:
         self._server.stop(grace=None)
+
+
+# -- python -m llm_otel.testing.otlp_receiver ------------------------------------------------------------
+
+_SUMMARY = (
+    ("gen_ai.provider.name", "provider"),
+    ("gen_ai.usage.input_tokens", "in"),
+    ("gen_ai.usage.output_tokens", "out"),
+    ("gen_ai.usage.cost", "cost_usd"),
+    ("llm_otel.pricing.status", "pricing"),
+    ("error.type", "error"),
+)
+
+
+def summary(span: dict[str, Any]) -> str:
+    """One line for a span: service, name, trace id and, for a GenAI span, its tokens and cost."""
+    attrs = span["attributes"]
+    fields = [f"{label}={attrs[key]}" for key, label in _SUMMARY if key in attrs]
+    service = span["resource"].get("service.name", "?")
+    return " ".join([f"[{service}]", span["name"], f"trace={span['trace_id']}", *fields])
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m llm_otel.testing.otlp_receiver",
+        description="OTLP trace receiver on 127.0.0.1 printing every span it receives (a Jaeger stand-in).",
+    )
+    parser.add_argument("--port", type=int, default=4318, help="OTLP/HTTP port (default 4318; 0: any free)")
+    parser.add_argument("--grpc-port", type=int, help="also receive OTLP/gRPC on this port (e.g. 4317)")
+    parser.add_argument("--json", action="store_true", help="print each span as one JSON object per line")
+    args = parser.parse_args(argv)
+    stream = out or sys.stdout
+    lock = threading.Lock()
+
+    def show(spans: list[dict[str, Any]]) -> None:
+        with lock:
+            for span in spans:
+                print(json.dumps(span, default=str) if args.json else summary(span), file=stream, flush=True)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    receivers: list[OTLPHttpReceiver | OTLPGrpcReceiver] = []
+    try:
+        http = OTLPHttpReceiver(args.port)
+        receivers.append(http)
+        if args.grpc_port is not None:
+            receivers.append(OTLPGrpcReceiver(args.grpc_port))
+    except (OSError, RuntimeError) as exc:  # a port in use (grpcio raises RuntimeError)
+        for receiver in receivers:
+            receiver.stop()
+        print(f"otlp_receiver: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    for receiver in receivers:
+        receiver.on_spans = show
+        receiver.start()
+    endpoints = ", ".join(
+        f"{'gRPC' if isinstance(r, OTLPGrpcReceiver) else 'HTTP'} {r.endpoint}" for r in receivers
+    )
+    print(f"OTLP receiver listening: {endpoints}", file=stream, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for receiver in receivers:
+            receiver.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
