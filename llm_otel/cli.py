@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import signal
 import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -50,7 +51,10 @@ def _cmd_cost_api(args: argparse.Namespace) -> int:
         return 2
     try:
         api_key = None if args.no_auth else key
-        server = make_server(args.db, args.host, args.port, api_key, args.max_body_bytes, not args.verbose)
+        server = make_server(
+            args.db, args.host, args.port, api_key, args.max_body_bytes, not args.verbose,
+            read_timeout=args.read_timeout, max_connections=args.max_connections, workers=args.workers,
+        )  # fmt: skip
     except OSError as exc:
         print(f"llm-otel cost-api: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
@@ -124,6 +128,19 @@ def format_table(result: dict[str, Any], by: str) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in rows), rule, line(total)])
 
 
+def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"must be a positive, finite {kind.__name__}: {text!r}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llm-otel", description="llm-otel command line tools")
     parser.add_argument("--version", action="version", version=f"llm-otel {__version__}")
@@ -135,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8787, help="0 picks a free port (printed at start)")
     api.add_argument("--no-auth", action="store_true", help=f"serve without {KEY_ENV} (local use only)")
     api.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
+    api.add_argument("--read-timeout", type=_positive(float), default=10.0, metavar="SECONDS",
+                     help="time for a request head, then for its body (default 10)")  # fmt: skip
+    api.add_argument("--max-connections", type=_positive(int), default=1000,
+                     help="client connections open at once (default 1000)")  # fmt: skip
+    api.add_argument("--workers", type=_positive(int), default=16,
+                     help="requests answered at once (default 16)")  # fmt: skip
     api.add_argument("--verbose", action="store_true", help="log every request")
     api.set_defaults(func=_cmd_cost_api)
 

@@ -19,12 +19,14 @@ A record is a JSON object with the fields of :data:`RECORD_FIELDS` (a server ign
 ``cost_usd`` and ``error_type`` may be omitted for null, ``attributes`` for ``{}``):
 
 - ``id``: unique per call (the exporter uses ``{trace_id}-{span_id}``), at most :data:`MAX_TEXT_CHARS`;
-- ``timestamp``: RFC 3339 with a UTC offset (the exporter sends ``...Z`` with microseconds);
+- ``timestamp``: RFC 3339 with a UTC offset (the exporter sends ``...Z`` with microseconds), at most
+  :data:`MAX_TIMESTAMP_CHARS` characters, from :data:`MIN_TIMESTAMP` to :data:`MAX_TIMESTAMP` in UTC;
 - the :data:`STRING_FIELDS`: non-empty strings of at most :data:`MAX_TEXT_CHARS` characters;
-- the :data:`TOKEN_FIELDS`: non-negative integers (``total_tokens`` = input + output; cached input is part
-  of input, reasoning is part of output);
-- ``cost_usd``: a decimal *string* (a JSON number would lose precision) >= 0, or null when the call could
-  not be priced;
+- the :data:`TOKEN_FIELDS`: integers from 0 to :data:`MAX_TOKENS` (``total_tokens`` = input + output;
+  cached input is part of input, reasoning is part of output);
+- ``cost_usd``: a decimal *string* (a JSON number would lose precision), 0 <= cost_usd <
+  :data:`MAX_COST_USD` with at most :data:`MAX_COST_PLACES` decimal places (trailing zeros aside), or null
+  when the call could not be priced;
 - ``latency_ms``: a number, 0 <= latency_ms < :data:`MAX_LATENCY_MS`;
 - ``status``: ``"ok"`` or ``"error"``; ``error_type``: a string (required when status is ``"error"``) or
   null;
@@ -35,6 +37,7 @@ A record is a JSON object with the fields of :data:`RECORD_FIELDS` (a server ign
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Final
 
 # --- endpoints and envelopes ---------------------------------------------------------------------------
@@ -96,6 +99,22 @@ MAX_TEXT_CHARS: Final = 256
 MAX_ATTRIBUTES: Final = 64
 MAX_ATTRIBUTE_VALUE_CHARS: Final = 1024
 MAX_LATENCY_MS: Final = 1e12
+#: Largest value of each token field: every count up to 2**53 is exact as an IEEE double too, so consumers
+#: that read JSON numbers as floats (JavaScript) get the exact count.
+MAX_TOKENS: Final = 2**53
+#: ``cost_usd`` is below this (USD per record) and has at most ``MAX_COST_PLACES`` decimal places, so every
+#: cost is a whole number of 10**-18 USD below 10**27 of them: totals over any number of records a server can
+#: hold stay exact in a fixed Decimal precision (the arithmetic is in ``llm_otel.cost_server.store``). The
+#: exporter's costs have at most 13 places (pricing counts whole picodollars; a float's shortest repr of
+#: such an amount has at most 17 significant digits).
+MAX_COST_USD: Final = 10**9
+MAX_COST_PLACES: Final = 18
+#: Record timestamps lie in this range, in UTC (both ends included): no time before the Unix epoch (no
+#: negative epoch values downstream) and none a UTC conversion cannot represent.
+MIN_TIMESTAMP: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_TIMESTAMP: Final = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+#: ``2026-03-01T12:00:00.000000+00:00`` has 32 characters; more is padding (stored as sent).
+MAX_TIMESTAMP_CHARS: Final = 64
 
 # --- reports -------------------------------------------------------------------------------------------
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import decimal
 import gzip
 import json
 import os
 import signal
+import socket
+import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -19,7 +23,9 @@ from typing import Any
 import pytest
 
 from llm_otel import cli
+from llm_otel.cost_contract import MAX_COST_PLACES, MAX_COST_USD, MAX_TOKENS, TOKEN_FIELDS
 from llm_otel.cost_server import CostAPIServer, make_server
+from llm_otel.cost_server import server as server_module
 
 KEY = "test-key-123"
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +81,8 @@ def call(
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.load(resp)
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+        with exc:
+            return exc.code, json.loads(exc.read() or b"null")
 
 
 def post(srv: CostAPIServer, records: list[Any], gz: bool = False, **kw: Any) -> tuple[int, Any]:
@@ -215,6 +222,25 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def test_cost_api_command_checks_the_connection_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "a.sqlite")
+    for option, value in (("--read-timeout", "0"), ("--read-timeout", "inf"), ("--workers", "0"),
+                          ("--max-connections", "-1"), ("--max-connections", "1.5")):  # fmt: skip
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["cost-api", "--db", db, "--no-auth", option, value])
+        assert exited.value.code == 2 and option in capsys.readouterr().err
+    args = cli.build_parser().parse_args(["cost-api", "--db", db])
+    assert (args.read_timeout, args.max_connections, args.workers, args.max_body_bytes) == (
+        server_module.DEFAULT_READ_TIMEOUT,
+        server_module.DEFAULT_MAX_CONNECTIONS,
+        server_module.DEFAULT_WORKERS,
+        server_module.DEFAULT_MAX_BODY,
+    )
+    assert not (tmp_path / "a.sqlite").exists()
+
+
 def test_cost_api_command_refuses_without_a_key(tmp_path: Path) -> None:
     proc = _cli(["cost-api", "--db", str(tmp_path / "a.sqlite"), "--port", "0"], {})
     out, err = proc.communicate(timeout=20)
@@ -224,6 +250,7 @@ def test_cost_api_command_refuses_without_a_key(tmp_path: Path) -> None:
 
 def test_cost_api_command_serves_with_a_key(tmp_path: Path) -> None:
     args = ["cost-api", "--db", str(tmp_path / "a.sqlite"), "--port", "0"]
+    args += ["--read-timeout", "5", "--max-connections", "50", "--workers", "2"]
     proc = _cli(args, {"LLM_OTEL_COST_API_KEY": KEY})
     try:
         assert proc.stdout is not None
@@ -235,6 +262,7 @@ def test_cost_api_command_serves_with_a_key(tmp_path: Path) -> None:
         with pytest.raises(urllib.error.HTTPError) as denied:
             urllib.request.urlopen(req, timeout=10)
         assert denied.value.code == 401
+        denied.value.close()
         req.add_header("Authorization", f"Bearer {KEY}")
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert json.load(resp) == {"accepted": 1, "duplicates": 0}
@@ -254,3 +282,177 @@ def test_version_option_prints_the_package_version(capsys: pytest.CaptureFixture
     proc = _cli(["--version"], {})  # the real command line, no subcommand needed
     out, err = proc.communicate(timeout=20)
     assert (proc.returncode, out, err) == (0, f"llm-otel {__version__}\n", "")
+
+
+# --- hostile input: every request gets a JSON answer, and nothing stored can make a later read fail
+
+
+def raw_exchange(srv: CostAPIServer, data: bytes) -> bytes:
+    """Send raw bytes, read until the server closes: the whole answer (b"" if it sent none)."""
+    with socket.create_connection(srv.server_address[:2], timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_times_outside_the_utc_range_are_rejected_with_an_answer(server: CostAPIServer) -> None:
+    stamps = [
+        "0001-01-01T00:00:00+01:00",  # OverflowError converting to UTC
+        "9999-12-31T23:59:59-01:00",  # past datetime.max in UTC
+        "1969-12-31T23:59:59.999999Z",  # before the epoch
+        "2026-03-01T12:00:00." + "1" * 100 + "Z",  # parseable, but padding stored as sent
+    ]
+    status, answer = post(server, [record(i, timestamp=t) for i, t in enumerate(stamps)])
+    assert status == 400 and answer["accepted"] == 0
+    assert [e["index"] for e in answer["errors"]] == [0, 1, 2, 3]
+    assert all("timestamp" in e["error"] for e in answer["errors"])
+    ok = ["1970-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999+00:00"]
+    assert post(server, [record(10 + i, timestamp=t) for i, t in enumerate(ok)]) == (
+        200,
+        {"accepted": 3, "duplicates": 0},
+    )
+    status, result = call(server, "GET", "/v1/costs?end=0001-01-01T00%3A00%3A00%2B01%3A00")
+    assert status == 400 and "start/end" in result["error"]
+    status, result = call(server, "GET", "/v1/costs?start=0001-01-02&end=9999-12-31")
+    assert status == 200 and result["total"]["records"] == 1  # a query may span any representable time
+    assert call(server, "GET", "/v1/costs")[1]["total"]["records"] == 3
+
+
+def test_deeply_nested_json_gets_a_400(server: CostAPIServer) -> None:
+    nested = gzip.compress(b"[" * 250_000)  # a few hundred bytes on the wire; RecursionError in json
+    status, answer = call(server, "POST", "/v1/usage", nested, headers={"Content-Encoding": "gzip"})
+    assert status == 400 and "JSON" in answer["error"]
+    status, answer = post(server, [record(1, attributes={"a": [[[[["x"]]]]]})])
+    assert status == 400 and "attributes" in answer["errors"][0]["error"]
+    assert post(server, [record(2)])[0] == 200  # the server is fine
+
+
+def test_token_counts_are_bounded_and_their_sums_never_overflow(server: CostAPIServer) -> None:
+    status, answer = post(server, [record(1, input_tokens=2**62), record(2, input_tokens=2**62)])
+    assert status == 400 and answer["accepted"] == 0
+    assert "input_tokens" in answer["errors"][0]["error"] and str(MAX_TOKENS) in answer["errors"][0]["error"]
+    assert post(server, [record(3, output_tokens=MAX_TOKENS + 1)])[0] == 400
+    biggest = dict.fromkeys(TOKEN_FIELDS, MAX_TOKENS)
+    count = 1100  # beyond 1,024 records of MAX_TOKENS, a 64-bit SUM overflows
+    for chunk in range(0, count, 400):
+        batch = [record(i, **biggest) for i in range(chunk, min(count, chunk + 400))]
+        assert post(server, batch, gz=True)[0] == 200
+    status, result = call(server, "GET", "/v1/costs?group_by=model")
+    assert status == 200
+    for summary in (result["total"], result["groups"][0]):
+        assert summary["records"] == count
+        assert all(summary[t] == count * MAX_TOKENS for t in TOKEN_FIELDS)
+    assert call(server, "GET", "/v1/costs?start=2027-01-01")[1]["total"]["input_tokens"] == 0
+
+
+def test_costs_are_bounded_in_range_and_places(server: CostAPIServer, tmp_path: Path) -> None:
+    bad = ["1e1000000", "1e20000000", "1e-20000000", "1000000000", "1e9", "-0.5", "NaN", "Infinity",
+           "0.0000000000000000001", "1" * 300]  # fmt: skip
+    status, answer = post(server, [record(i, cost_usd=v) for i, v in enumerate(bad)])
+    assert status == 400 and answer["accepted"] == 0 and len(answer["errors"]) == len(bad)
+    assert all("cost_usd" in e["error"] for e in answer["errors"])
+    good = {"999999999.999999999999999999": "999999999.999999999999999999", "0.000000000000000001":
+            "0.000000000000000001", "1.50000000000000000000000000": "1.5", "1E+2": "100", "-0": "0",
+            "0E-1000000": "0", "0E+1000000": "0"}  # fmt: skip
+    status, answer = post(server, [record(100 + i, cost_usd=v) for i, v in enumerate(good)])
+    assert (status, answer) == (200, {"accepted": len(good), "duplicates": 0})
+    stored = sqlite3.connect(tmp_path / "api.sqlite").execute("SELECT cost_usd FROM usage ORDER BY id")
+    assert [row[0] for row in stored] == list(good.values())  # canonical text, a few bytes each
+    assert (tmp_path / "api.sqlite").stat().st_size < 1_000_000
+    status, result = call(server, "GET", "/v1/costs")
+    assert status == 200
+    assert Decimal(result["total"]["cost_usd"]) == sum(Decimal(v) for v in good.values())
+
+
+def test_an_internal_error_gets_a_json_500(server: CostAPIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(server.store, "totals", broken)
+    assert call(server, "GET", "/v1/costs") == (500, {"error": "internal server error"})
+    assert call(server, "GET", "/healthz") == (200, {"status": "ok"})
+
+
+def test_malformed_requests_get_json_answers(server: CostAPIServer) -> None:
+    auth = f"Authorization: Bearer {KEY}\r\nConnection: close\r\n".encode()
+    malformed = {
+        b"GARBAGE\r\n\r\n": 400,  # the standard library would answer without a status line
+        b"GET / HTTP/9\r\n\r\n": 400,
+        b"BREW /v1/costs HTTP/1.1\r\n\r\n": 501,
+        b"GET http://[x/v1/costs HTTP/1.1\r\n" + auth + b"\r\n": 400,  # urlsplit: ValueError
+    }
+    for raw, status in malformed.items():
+        answer = raw_exchange(server, raw)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(f"HTTP/1.1 {status} ".encode()), (raw, answer)
+        assert b"Content-Type: application/json" in head
+        assert "error" in json.loads(body)
+
+
+# --- exact totals (the bounds make every sum exact)
+
+
+def test_a_total_the_old_precision_would_round_is_refused_instead(server: CostAPIServer) -> None:
+    status, answer = post(server, [record(1, cost_usd="1e100"), record(2, cost_usd="1e-12")])
+    assert status == 400 and [e["index"] for e in answer["errors"]] == [0]
+    assert call(server, "GET", "/v1/costs")[1]["total"]["cost_usd"] == "0.000000000001"
+
+
+def units(k: int) -> Decimal:
+    """k * 10**-MAX_COST_PLACES, exactly (Decimal arithmetic would round to the default 28 digits)."""
+    return Decimal(f"{k}E-{MAX_COST_PLACES}")
+
+
+def test_sums_of_boundary_costs_are_exact(server: CostAPIServer) -> None:
+    top_k = MAX_COST_USD * 10**MAX_COST_PLACES - 1  # the largest cost: 999999999.999999999999999999
+    costs = [units(top_k)] * 999 + [units(1)] * 300 + [Decimal("0.1")] * 100
+    for chunk in range(0, len(costs), 400):
+        batch = [record(chunk + i, cost_usd=format(v, "f")) for i, v in enumerate(costs[chunk : chunk + 400])]
+        assert post(server, batch, gz=True)[0] == 200
+    total = call(server, "GET", "/v1/costs")[1]["total"]["cost_usd"]
+    assert Decimal(total) == units(999 * top_k + 300 + 10 * 10**MAX_COST_PLACES)  # 30 digits
+    assert total == "999000000009.999999999999999301"
+
+
+def test_the_sum_context_is_exact_for_any_number_of_rows_sqlite_can_hold() -> None:
+    from llm_otel.cost_server import store
+
+    top_k = MAX_COST_USD * 10**MAX_COST_PLACES - 1  # the largest cost, in units of 10**-18
+    rows = 2**64  # a rowid table never holds more
+    assert store._CTX.prec >= store._SUM_DIGITS == len(str(rows * top_k)) == 47
+    total = store._CTX.add(units((rows - 1) * top_k), units(top_k))  # traps Inexact: raises if rounded
+    assert total == units(rows * top_k)
+    assert store._CTX.add(total, units(1)) == units(rows * top_k + 1)
+    with pytest.raises(decimal.Inexact):  # what the trap catches: values outside the bounds
+        store._CTX.add(Decimal("1e100"), Decimal("1e-12"))
+
+
+def test_a_row_outside_the_bounds_fails_the_read_loudly(server: CostAPIServer, tmp_path: Path) -> None:
+    """A row stored before the bounds existed: a 500, never a silently rounded "exact" total."""
+    assert post(server, [record(1, cost_usd="1"), record(2, cost_usd="1e-12")])[0] == 200
+    with sqlite3.connect(tmp_path / "api.sqlite") as db:
+        db.execute("UPDATE usage SET cost_usd = '1e100' WHERE cost_usd = '1'")
+    assert call(server, "GET", "/v1/costs") == (500, {"error": "internal server error"})
+
+
+# --- the database holds usage data: 0600
+
+
+def test_database_files_are_created_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        srv = make_server(str(tmp_path / "private.sqlite"), port=0, api_key=KEY)
+    finally:
+        os.umask(old)
+    try:
+        srv.store.insert([record(1)])
+        files = sorted(p.name for p in tmp_path.iterdir())
+        assert files == ["private.sqlite", "private.sqlite-shm", "private.sqlite-wal"]
+        assert {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in files} == dict.fromkeys(
+            files, 0o600
+        )
+    finally:
+        srv.server_close()
+        srv.store.close()

@@ -4,18 +4,27 @@ per-record error message."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta, timezone
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from .. import cost_contract as c
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_COST_QUANTUM = Decimal(1).scaleb(-c.MAX_COST_PLACES)
+_COST_CTX = Context(prec=60)
+
+
+class TimeOutOfRange(ValueError):
+    """A well-formed time outside the range allowed."""
 
 
 def parse_time(value: str) -> datetime:
-    """RFC 3339 (``Z`` or offset) or a plain date -> aware UTC datetime; ValueError otherwise."""
+    """RFC 3339 (``Z`` or offset) or a plain date -> aware UTC datetime; ValueError otherwise (also for a
+    time whose UTC equivalent is outside what ``datetime`` holds, such as ``0001-01-01T00:00:00+01:00``)."""
     text = value.strip()
     if not text:
         raise ValueError("empty time")
@@ -26,24 +35,40 @@ def parse_time(value: str) -> datetime:
         if "T" in text or " " in text:
             raise ValueError("time without a UTC offset")
         parsed = parsed.replace(tzinfo=timezone.utc)  # a bare date means UTC midnight
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise TimeOutOfRange("time out of range") from None
+
+
+def epoch_us(when: datetime) -> int:
+    """Microseconds since the Unix epoch, exactly (also before 1970) for an aware datetime."""
+    return (when - _EPOCH) // _MICROSECOND
 
 
 def parse_cost(value: Any) -> Decimal | None:
-    """``cost_usd``: null, or a string holding a finite, non-negative Decimal (never a JSON number)."""
+    """``cost_usd``: null, or a string holding a decimal in the contract's range -> that Decimal in canonical
+    form (no exponent beyond what the value needs, no trailing zeros, ``0`` for any zero), else ValueError."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise ValueError(
             f"{c.COST_USD} must be a decimal string or null (a JSON number would lose precision)"
         )
+    if len(value) > c.MAX_TEXT_CHARS:
+        raise ValueError(f"{c.COST_USD} must be at most {c.MAX_TEXT_CHARS} characters")
     try:
         dec = Decimal(value)
     except InvalidOperation:
         raise ValueError(f"{c.COST_USD} {value[:40]!r} is not a decimal number") from None
-    if not dec.is_finite() or dec < 0:
-        raise ValueError(f"{c.COST_USD} must be finite and non-negative")
-    return dec
+    if not dec.is_finite() or not 0 <= dec < c.MAX_COST_USD:
+        raise ValueError(f"{c.COST_USD} must be a finite decimal >= 0 and < {c.MAX_COST_USD}")
+    # Below MAX_COST_USD, the value at MAX_COST_PLACES places has at most 27 digits: _COST_CTX never rounds
+    # it, so the quantized value differs from ``dec`` exactly when ``dec`` has more places.
+    exact = dec.quantize(_COST_QUANTUM, context=_COST_CTX)
+    if exact != dec:
+        raise ValueError(f"{c.COST_USD} must have at most {c.MAX_COST_PLACES} decimal places")
+    return exact.normalize(_COST_CTX) if exact else Decimal(0)
 
 
 def validate(record: Any) -> str | None:
@@ -63,10 +88,17 @@ def _validate(rec: Any) -> None:
     if not isinstance(rid, str) or not rid or len(rid) > max_text:
         raise ValueError(f"{c.ID} must be a non-empty string (at most {max_text} characters)")
     stamp = rec.get(c.TIMESTAMP)
-    if not isinstance(stamp, str):
-        raise ValueError(f"{c.TIMESTAMP} must be an RFC 3339 string")
+    if not isinstance(stamp, str) or len(stamp) > c.MAX_TIMESTAMP_CHARS:
+        raise ValueError(
+            f"{c.TIMESTAMP} must be an RFC 3339 string (at most {c.MAX_TIMESTAMP_CHARS} characters)"
+        )
     try:
-        parse_time(stamp)
+        when = parse_time(stamp)
+        if not c.MIN_TIMESTAMP <= when <= c.MAX_TIMESTAMP:
+            raise TimeOutOfRange
+    except TimeOutOfRange:
+        span = f"{_iso(c.MIN_TIMESTAMP)} .. {_iso(c.MAX_TIMESTAMP)}"
+        raise ValueError(f"{c.TIMESTAMP} {stamp[:40]!r} is outside {span} (UTC)") from None
     except ValueError:
         raise ValueError(f"{c.TIMESTAMP} {stamp[:40]!r} is not RFC 3339 with a UTC offset") from None
     for name in c.STRING_FIELDS:
@@ -75,8 +107,8 @@ def _validate(rec: Any) -> None:
             raise ValueError(f"{name} must be a non-empty string (at most {max_text} characters)")
     for name in c.TOKEN_FIELDS:
         value = rec.get(name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= c.MAX_TOKENS:
+            raise ValueError(f"{name} must be an integer from 0 to {c.MAX_TOKENS}")
     parse_cost(rec.get(c.COST_USD))
     latency = rec.get(c.LATENCY_MS)
     if (
@@ -107,3 +139,7 @@ def _validate(rec: Any) -> None:
             raise ValueError(
                 f"{c.ATTRIBUTES}[{key[:40]!r}] must be a string (at most {max_value} characters)"
             )
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
