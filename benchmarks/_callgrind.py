@@ -257,3 +257,13 @@ def wall_table(
             lines.append(f"| {variant} | {mode_label(mode)} | {med:.1f} ({min(runs):.1f}–{max(runs):.1f}) "
                          f"| {added} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def dist_version(dist: str) -> str:
+    """An installed distribution's version for a results header, or ``n/a``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "n/a"

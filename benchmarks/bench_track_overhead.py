@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from _callgrind import clean_env, inner_main, measure, noop_provider, table
+from _callgrind import dist_version as _version
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -161,15 +162,6 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     (OUT / "track_results.md").write_text(text)
     print(text)
-
-
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "n/a"
 
 
 if __name__ == "__main__":
