@@ -21,8 +21,10 @@ A record is a JSON object with the fields of :data:`RECORD_FIELDS` (a server ign
 - ``id``: unique per call (the exporter uses ``{trace_id}-{span_id}``), at most :data:`MAX_TEXT_CHARS`;
 - ``timestamp``: RFC 3339 with a UTC offset (the exporter sends ``...Z`` with microseconds);
 - the :data:`STRING_FIELDS`: non-empty strings of at most :data:`MAX_TEXT_CHARS` characters;
-- the :data:`TOKEN_FIELDS`: non-negative integers (``total_tokens`` = input + output; cached input is part
-  of input, reasoning is part of output);
+- every string (fields, ``error_type``, attribute keys and values) is valid Unicode text: no lone UTF-16
+  surrogate (JSON allows ``"\\ud800"``, UTF-8 storage does not);
+- the :data:`TOKEN_FIELDS`: integers from 0 to :data:`MAX_TOKENS` (``total_tokens`` = input + output,
+  capped at :data:`MAX_TOKENS`; cached input is part of input, reasoning is part of output);
 - ``cost_usd``: a decimal *string* (a JSON number would lose precision) >= 0, or null when the call could
   not be priced;
 - ``latency_ms``: a number, 0 <= latency_ms < :data:`MAX_LATENCY_MS`;
@@ -96,6 +98,9 @@ MAX_TEXT_CHARS: Final = 256
 MAX_ATTRIBUTES: Final = 64
 MAX_ATTRIBUTE_VALUE_CHARS: Final = 1024
 MAX_LATENCY_MS: Final = 1e12
+#: Largest token count taken as real, in a record and on a span: beyond 2**53 a float (JavaScript, most
+#: JSON consumers, most backends) no longer holds every integer, and SQLite's 64-bit INTEGER is near.
+MAX_TOKENS: Final = 2**53
 
 # --- reports -------------------------------------------------------------------------------------------
 

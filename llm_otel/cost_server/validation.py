@@ -12,6 +12,13 @@ from .. import cost_contract as c
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
+#: A lone UTF-16 surrogate: JSON lets ``"\\ud800"`` through, UTF-8 (SQLite, any consumer) does not.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _text_ok(value: str) -> bool:
+    """Valid Unicode text (storing it cannot fail); the common ASCII case costs one call."""
+    return value.isascii() or _SURROGATE.search(value) is None
 
 
 def parse_time(value: str) -> datetime:
@@ -60,7 +67,7 @@ def _validate(rec: Any) -> None:
         raise ValueError("record must be a JSON object")
     max_text = c.MAX_TEXT_CHARS
     rid = rec.get(c.ID)
-    if not isinstance(rid, str) or not rid or len(rid) > max_text:
+    if not isinstance(rid, str) or not rid or len(rid) > max_text or not _text_ok(rid):
         raise ValueError(f"{c.ID} must be a non-empty string (at most {max_text} characters)")
     stamp = rec.get(c.TIMESTAMP)
     if not isinstance(stamp, str):
@@ -73,10 +80,12 @@ def _validate(rec: Any) -> None:
         value = rec.get(name)
         if not isinstance(value, str) or not value or len(value) > max_text:
             raise ValueError(f"{name} must be a non-empty string (at most {max_text} characters)")
+        if not _text_ok(value):
+            raise ValueError(f"{name} holds a lone UTF-16 surrogate (not valid Unicode text)")
     for name in c.TOKEN_FIELDS:
         value = rec.get(name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= c.MAX_TOKENS:
+            raise ValueError(f"{name} must be an integer from 0 to {c.MAX_TOKENS}")
     parse_cost(rec.get(c.COST_USD))
     latency = rec.get(c.LATENCY_MS)
     if (
@@ -89,7 +98,9 @@ def _validate(rec: Any) -> None:
     if status not in c.STATUSES:
         raise ValueError(f'{c.STATUS} must be "{c.STATUS_OK}" or "{c.STATUS_ERROR}"')
     error_type = rec.get(c.ERROR_TYPE)
-    if error_type is not None and (not isinstance(error_type, str) or len(error_type) > max_text):
+    if error_type is not None and (
+        not isinstance(error_type, str) or len(error_type) > max_text or not _text_ok(error_type)
+    ):
         raise ValueError(f"{c.ERROR_TYPE} must be a string or null")
     if status == c.STATUS_ERROR and not error_type:
         raise ValueError(f'{c.ERROR_TYPE} is required when {c.STATUS} is "{c.STATUS_ERROR}"')
@@ -107,3 +118,5 @@ def _validate(rec: Any) -> None:
             raise ValueError(
                 f"{c.ATTRIBUTES}[{key[:40]!r}] must be a string (at most {max_value} characters)"
             )
+        if not (_text_ok(key) and _text_ok(value)):
+            raise ValueError(f"{c.ATTRIBUTES}[{key[:40]!r}] holds a lone UTF-16 surrogate")
