@@ -282,6 +282,9 @@ class Settings:
         CaptureMode.NO_CONTENT, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", parse=parse_capture
     )
     content_max_chars: int = option(16_384, "LLM_OTEL_CONTENT_MAX_CHARS", parse=parse_content_max_chars)
+    content_max_total_chars: int = option(
+        131_072, "LLM_OTEL_CONTENT_MAX_TOTAL_CHARS", parse=parse_content_max_chars
+    )
     prices: Any = option(None, "LLM_OTEL_PRICES", parse=_keep)
     instrumentors: tuple[str, ...] = option(
         KNOWN_INSTRUMENTORS, "LLM_OTEL_INSTRUMENTORS", parse=parse_instrumentors

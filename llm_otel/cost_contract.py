@@ -22,8 +22,10 @@ A record is a JSON object with the fields of :data:`RECORD_FIELDS` (a server ign
 - ``timestamp``: RFC 3339 with a UTC offset (the exporter sends ``...Z`` with microseconds), at most
   :data:`MAX_TIMESTAMP_CHARS` characters, from :data:`MIN_TIMESTAMP` to :data:`MAX_TIMESTAMP` in UTC;
 - the :data:`STRING_FIELDS`: non-empty strings of at most :data:`MAX_TEXT_CHARS` characters;
-- the :data:`TOKEN_FIELDS`: integers from 0 to :data:`MAX_TOKENS` (``total_tokens`` = input + output;
-  cached input is part of input, reasoning is part of output);
+- every string (fields, ``error_type``, attribute keys and values) is valid Unicode text: no lone UTF-16
+  surrogate (JSON allows ``"\\ud800"``, UTF-8 storage does not);
+- the :data:`TOKEN_FIELDS`: integers from 0 to :data:`MAX_TOKENS` (``total_tokens`` = input + output,
+  capped at :data:`MAX_TOKENS`; cached input is part of input, reasoning is part of output);
 - ``cost_usd``: a decimal *string* (a JSON number would lose precision), 0 <= cost_usd <
   :data:`MAX_COST_USD` with at most :data:`MAX_COST_PLACES` decimal places (trailing zeros aside), or null
   when the call could not be priced;
@@ -99,8 +101,8 @@ MAX_TEXT_CHARS: Final = 256
 MAX_ATTRIBUTES: Final = 64
 MAX_ATTRIBUTE_VALUE_CHARS: Final = 1024
 MAX_LATENCY_MS: Final = 1e12
-#: Largest value of each token field: every count up to 2**53 is exact as an IEEE double too, so consumers
-#: that read JSON numbers as floats (JavaScript) get the exact count.
+#: Largest token count taken as real, in a record and on a span: every count up to 2**53 is exact as an IEEE
+#: double too (JavaScript and most JSON consumers read numbers as floats); SQLite's INTEGER is 64-bit.
 MAX_TOKENS: Final = 2**53
 #: ``cost_usd`` is below this (USD per record) and has at most ``MAX_COST_PLACES`` decimal places, so every
 #: cost is a whole number of 10**-18 USD below 10**27 of them: totals over any number of records a server can

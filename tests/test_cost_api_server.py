@@ -151,6 +151,28 @@ def test_invalid_records_get_per_record_errors_and_the_rest_is_accepted(server: 
     assert server.store.count() == 2
 
 
+def test_absurd_counts_and_surrogates_are_invalid_not_a_storage_failure(server: CostAPIServer) -> None:
+    """A record that cannot be stored must be answered 400 (the exporter dead-letters it); a 503 would be
+    retried forever and hold back every record sent with it."""
+    from llm_otel.cost_contract import MAX_TOKENS
+
+    batch: list[Any] = [
+        record(1, input_tokens=2**63, total_tokens=2**63),
+        record(2, output_tokens=10**400),
+        record(3, model_id="gpt-\ud800"),
+        record(4, attributes={"tenant": "\udfff"}),
+        record(5, error_type="E\ud800", status="error"),
+        record(6, input_tokens=MAX_TOKENS, output_tokens=0, total_tokens=MAX_TOKENS),
+        record(7, model_id="modèle-😀", attributes={"zone": "zürich"}),
+    ]
+    status, answer = post(server, batch)  # json.dumps writes the surrogates as escapes, as a client would
+    assert status == 400, answer
+    errors = {e["index"]: e["error"] for e in answer["errors"]}
+    assert set(errors) == {0, 1, 2, 3, 4}
+    assert "input_tokens" in errors[0] and "output_tokens" in errors[1] and "model_id" in errors[2]
+    assert answer["accepted"] == 2 and server.store.count() == 2
+
+
 def test_body_cap_and_gzip_bomb(server: CostAPIServer) -> None:
     big = [record(i, attributes={"pad": "x" * 1000}) for i in range(300)]  # ~ 400 kB > 256 kB cap
     assert post(server, big)[0] == 413

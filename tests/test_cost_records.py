@@ -102,3 +102,38 @@ def test_cost_string_is_exact_and_never_exponent() -> None:
     assert cost_string(12.5) == "12.5"
     assert cost_string(float("nan")) is None and cost_string(-1.0) is None and cost_string("1") is None
     assert rfc3339_utc(0) == "1970-01-01T00:00:00.000000Z"
+
+
+def test_records_of_odd_spans_always_pass_validation() -> None:
+    """Whatever another instrumentation (or a bug) left on a span, a token count or a string of the record
+    the exporter spools is one the server accepts, and the record encodes as UTF-8 (the spool insert)."""
+    from llm_otel.cost_contract import MAX_TOKENS
+    from llm_otel.exporters.cost.records import encode
+
+    span = finished_span(
+        {
+            **BASE,
+            "gen_ai.operation.name": "chat\ud800",
+            "gen_ai.response.model": "m\ud800",
+            "gen_ai.usage.input_tokens": 2**63,
+            "gen_ai.usage.output_tokens": 1e308,
+            "gen_ai.usage.cache_read.input_tokens": -4,
+            "gen_ai.usage.reasoning.output_tokens": float("nan"),
+            "error.type": "Err\udfff",
+            "llm_otel.tag.t\ud800": "v\ud800",
+        },
+        {"service.name": "svc\ud800"},
+    )
+    rec = span_to_record(span)
+    assert rec is not None
+    assert validate(rec) is None, validate(rec)
+    encode(rec).encode("utf-8")
+    assert rec["input_tokens"] == rec["output_tokens"] == rec["total_tokens"] == 0
+    assert rec["cached_input_tokens"] == rec["reasoning_tokens"] == 0
+    assert rec["model_id"] == "m\ufffd" and rec["service_name"] == "svc\ufffd"
+    assert rec["operation"] == "chat\ufffd" and rec["error_type"] == "Err\ufffd"
+    assert rec["attributes"] == {"t\ufffd": "v\ufffd"}
+    most = finished_span({**BASE, "gen_ai.usage.input_tokens": MAX_TOKENS, "gen_ai.usage.output_tokens": 5})
+    capped = span_to_record(most)
+    assert capped is not None and validate(capped) is None
+    assert capped["input_tokens"] == MAX_TOKENS and capped["total_tokens"] == MAX_TOKENS

@@ -584,6 +584,95 @@ def test_malformed_json(srv: FakeLLMServer, client: openai.OpenAI, oclient: olla
     assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).choices
 
 
+CHAT_BODY: Any = {
+    "id": "chatcmpl-given",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "given-model",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "given"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+}
+
+
+def test_respond_with_body_once_then_generated(srv: FakeLLMServer, client: openai.OpenAI) -> None:
+    srv.respond_with(body={**CHAT_BODY, "model": "\ud800x"})  # a lone surrogate: sent as a JSON escape
+    given = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert given.model == "\ud800x" and given.id == "chatcmpl-given"
+    assert given.choices[0].message.content == "given" and given.usage and given.usage.total_tokens == 3
+    generated = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert generated.model.startswith("gpt-4o-mini") and generated.choices[0].message.content == DEFAULT_REPLY
+
+
+def test_respond_with_persistent_path_filter_status_and_clear(
+    srv: FakeLLMServer, client: openai.OpenAI, oclient: ollama.Client
+) -> None:
+    srv.respond_with(body=CHAT_BODY, times=None, path="/v1/chat")
+    for _ in range(3):
+        assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).id == "chatcmpl-given"
+    assert oclient.chat(model="llama3", messages=MESSAGES).message.content == DEFAULT_REPLY  # other path
+    srv.clear_responses()
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).id != "chatcmpl-given"
+    srv.respond_with(body=b'{"error": {"message": "nope", "type": "x", "code": null}}', status=418, times=2)
+    for _ in range(2):
+        with pytest.raises(openai.APIStatusError) as info:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert info.value.status_code == 418
+    srv.respond_with(body=CHAT_BODY, times=None)
+    srv.reset()
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).id != "chatcmpl-given"
+    with pytest.raises(ValueError):
+        srv.respond_with()
+    with pytest.raises(ValueError):
+        srv.respond_with(body=CHAT_BODY, chunks=[])
+
+
+def test_respond_with_sse_chunks(srv: FakeLLMServer, client: openai.OpenAI) -> None:
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    srv.respond_with(
+        chunks=[
+            {**chunk, "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": None}]},
+            '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],'
+            '"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}',  # JSON text as given
+        ]
+    )
+    got = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert [c.choices[0].delta.content if c.choices else None for c in got] == ["a", None]
+    assert got[1].usage and got[1].usage.total_tokens == 2  # and [DONE] ended the stream
+
+
+@pytest.mark.skipif(not hasattr(openai.OpenAI, "responses"), reason="openai < 1.66 has no Responses API")
+def test_respond_with_responses_events_are_named(srv: FakeLLMServer, client: openai.OpenAI) -> None:
+    response = client.responses.create(model="gpt-4o-mini", input="hi")
+    final = response.model_dump(mode="json")
+    srv.respond_with(
+        chunks=[
+            {
+                "type": "response.created",
+                "sequence_number": 0,
+                "response": {**final, "status": "in_progress"},
+            },
+            {"type": "response.completed", "sequence_number": 1, "response": final},
+        ]
+    )
+    events = list(client.responses.create(model="gpt-4o-mini", input="hi", stream=True))
+    assert [e.type for e in events] == ["response.created", "response.completed"]
+
+
+def test_respond_with_ndjson_chunks_and_body(srv: FakeLLMServer, oclient: ollama.Client) -> None:
+    base = {"model": "llama3", "created_at": "2024-01-01T00:00:00Z"}
+    srv.respond_with(
+        chunks=[
+            {**base, "message": {"role": "assistant", "content": "x"}, "done": False},
+            {**base, "message": {"role": "assistant", "content": ""}, "done": True, "eval_count": 7},
+        ],
+        path="/api/chat",
+    )
+    parts = list(oclient.chat(model="llama3", messages=MESSAGES, stream=True))
+    assert [p.message.content for p in parts] == ["x", ""] and parts[-1].eval_count == 7
+    srv.respond_with(body={**base, "response": "given", "done": True})
+    assert oclient.generate(model="llama3", prompt="hi").response == "given"
+
+
 def test_client_breaking_early_does_not_hang_server(srv: FakeLLMServer, client: openai.OpenAI) -> None:
     srv.configure(reply=" ".join(["word"] * 20_000))
     stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)

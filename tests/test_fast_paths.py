@@ -44,3 +44,16 @@ def test_no_write_after_end() -> None:
     span.end()  # type: ignore[attr-defined]
     set_attributes_fast(span, {"late": 1})
     assert "late" not in span.attributes  # type: ignore[attr-defined]
+
+
+def test_strings_are_made_encodable_on_both_paths() -> None:
+    odd = {"m": "a\ud800", "r": ("x\udfff", "ok"), "ok": "zürich", "n": 3, "odd": ["l\ud800"]}
+    for provider in (TracerProvider(), TracerProvider(span_limits=SpanLimits(max_attribute_length=50))):
+        fast, plain = _span(provider), _span(provider)
+        set_attributes_fast(fast, dict(odd))
+        set_attributes_fast(plain, {k: v for k, v in odd.items() if k != "odd"})  # no list: fast path
+        for span in (fast, plain):
+            span.end()  # type: ignore[attr-defined]
+            attrs = dict(span.attributes)  # type: ignore[attr-defined]
+            assert attrs["m"] == "a\ufffd" and attrs["r"] == ("x\ufffd", "ok") and attrs["ok"] == "zürich"
+        assert dict(fast.attributes)["odd"] == ("l\ufffd",)  # type: ignore[attr-defined]

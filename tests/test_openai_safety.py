@@ -180,3 +180,73 @@ def test_instrument_twice_gives_one_span(openai_instrumented: Any, spans: Any, c
     again.uninstrument()
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert len(spans.genai()) == 1
+
+
+# -- captured content has a total size (issue 9, item 13) --------------------------------------------------
+
+PART = 16_384  # the default content_max_chars: each part is already cut there
+
+
+def test_captured_content_is_capped_per_attribute(
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI
+) -> None:
+    openai_instrumented.capture = CaptureMode.SPAN_AND_EVENT
+    cap = openai_instrumented.max_total_chars
+    assert cap == 131_072
+    many = [{"role": "user", "content": f"{i:03d} " + "x" * PART} for i in range(60)]  # ~1 MB of JSON
+    client.chat.completions.create(model="gpt-4o-mini", messages=many)
+    span = spans.one()
+    attrs = span.attributes or {}
+    text = attrs[sc.INPUT_MESSAGES]
+    assert cap - PART < len(text) <= cap
+    kept = json.loads(text)  # still valid JSON: whole leading messages, the trailing ones dropped
+    assert [m["parts"][0]["content"][:3] for m in kept] == [f"{i:03d}" for i in range(len(kept))]
+    assert 1 <= len(kept) < 60 and attrs[sc.CONTENT_TRUNCATED] is True
+    assert sc.OUTPUT_MESSAGES in attrs  # the short reply is whole
+    (event,) = [e for e in span.events if e.name == sc.EVENT_INFERENCE_DETAILS]
+    event_attrs = dict(event.attributes or {})
+    assert event_attrs[sc.INPUT_MESSAGES] == text and event_attrs[sc.CONTENT_TRUNCATED] is True
+
+
+def test_small_content_is_not_marked(openai_instrumented: Any, spans: Any, client: openai.OpenAI) -> None:
+    openai_instrumented.capture = CaptureMode.SPAN_ONLY
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    attrs = spans.one().attributes or {}
+    assert len(json.loads(attrs[sc.INPUT_MESSAGES])) == 2 and sc.CONTENT_TRUNCATED not in attrs
+
+
+def test_output_and_parts_are_capped_too(
+    openai_instrumented: Any, spans: Any, server: Any, client: openai.OpenAI
+) -> None:
+    openai_instrumented.capture = CaptureMode.SPAN_ONLY
+    openai_instrumented.max_total_chars = 2_000
+    server.configure(reply=" ".join(["word"] * 400))  # ~2 kB per choice
+    parts = [{"type": "text", "text": f"part {i} " + "y" * 300} for i in range(20)]
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": parts}], n=3)
+    attrs = spans.one().attributes or {}
+    inputs = json.loads(attrs[sc.INPUT_MESSAGES])  # one message too big: its leading parts are kept
+    assert len(attrs[sc.INPUT_MESSAGES]) <= 2_000 and len(inputs) == 1
+    assert 1 <= len(inputs[0]["parts"]) < 20 and inputs[0]["parts"][0]["content"].startswith("part 0 ")
+    outputs = attrs[sc.OUTPUT_MESSAGES]  # three ~2 kB choices: none fits whole
+    assert len(outputs) <= 2_000 and json.loads(outputs) == []
+    assert attrs[sc.CONTENT_TRUNCATED] is True
+
+
+def test_content_max_total_chars_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_otel.config import Settings
+    from llm_otel.errors import ConfigError
+    from llm_otel.instrumentors.tracer import build_telemetry
+    from llm_otel.pricing import PriceTable
+
+    assert Settings.resolve().content_max_total_chars == 131_072
+    monkeypatch.setenv("LLM_OTEL_CONTENT_MAX_TOTAL_CHARS", "5000")
+    settings = Settings.resolve()
+    assert settings.content_max_total_chars == 5000
+    assert build_telemetry(settings, None, PriceTable.bundled()).max_total_chars == 5000
+    assert Settings.resolve(content_max_total_chars=70).content_max_total_chars == 70  # keyword wins
+    monkeypatch.setenv("LLM_OTEL_CONTENT_MAX_TOTAL_CHARS", "lots")
+    with pytest.raises(ConfigError) as info:
+        Settings.resolve()
+    assert info.value.setting == "LLM_OTEL_CONTENT_MAX_TOTAL_CHARS"
+    with pytest.raises(ConfigError):
+        Settings.resolve(content_max_total_chars=-1)

@@ -22,6 +22,15 @@ class TimeOutOfRange(ValueError):
     """A well-formed time outside the range allowed."""
 
 
+#: A lone UTF-16 surrogate: JSON lets ``"\\ud800"`` through, UTF-8 (SQLite, any consumer) does not.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _text_ok(value: str) -> bool:
+    """Valid Unicode text (storing it cannot fail); the common ASCII case costs one call."""
+    return value.isascii() or _SURROGATE.search(value) is None
+
+
 def parse_time(value: str) -> datetime:
     """RFC 3339 (``Z`` or offset) or a plain date -> aware UTC datetime; ValueError otherwise (also for a
     time whose UTC equivalent is outside what ``datetime`` holds, such as ``0001-01-01T00:00:00+01:00``)."""
@@ -85,7 +94,7 @@ def _validate(rec: Any) -> None:
         raise ValueError("record must be a JSON object")
     max_text = c.MAX_TEXT_CHARS
     rid = rec.get(c.ID)
-    if not isinstance(rid, str) or not rid or len(rid) > max_text:
+    if not isinstance(rid, str) or not rid or len(rid) > max_text or not _text_ok(rid):
         raise ValueError(f"{c.ID} must be a non-empty string (at most {max_text} characters)")
     stamp = rec.get(c.TIMESTAMP)
     if not isinstance(stamp, str) or len(stamp) > c.MAX_TIMESTAMP_CHARS:
@@ -105,6 +114,8 @@ def _validate(rec: Any) -> None:
         value = rec.get(name)
         if not isinstance(value, str) or not value or len(value) > max_text:
             raise ValueError(f"{name} must be a non-empty string (at most {max_text} characters)")
+        if not _text_ok(value):
+            raise ValueError(f"{name} holds a lone UTF-16 surrogate (not valid Unicode text)")
     for name in c.TOKEN_FIELDS:
         value = rec.get(name)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= c.MAX_TOKENS:
@@ -121,7 +132,9 @@ def _validate(rec: Any) -> None:
     if status not in c.STATUSES:
         raise ValueError(f'{c.STATUS} must be "{c.STATUS_OK}" or "{c.STATUS_ERROR}"')
     error_type = rec.get(c.ERROR_TYPE)
-    if error_type is not None and (not isinstance(error_type, str) or len(error_type) > max_text):
+    if error_type is not None and (
+        not isinstance(error_type, str) or len(error_type) > max_text or not _text_ok(error_type)
+    ):
         raise ValueError(f"{c.ERROR_TYPE} must be a string or null")
     if status == c.STATUS_ERROR and not error_type:
         raise ValueError(f'{c.ERROR_TYPE} is required when {c.STATUS} is "{c.STATUS_ERROR}"')
@@ -139,6 +152,8 @@ def _validate(rec: Any) -> None:
             raise ValueError(
                 f"{c.ATTRIBUTES}[{key[:40]!r}] must be a string (at most {max_value} characters)"
             )
+        if not (_text_ok(key) and _text_ok(value)):
+            raise ValueError(f"{c.ATTRIBUTES}[{key[:40]!r}] holds a lone UTF-16 surrogate")
 
 
 def _iso(when: datetime) -> str:

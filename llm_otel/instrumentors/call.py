@@ -11,6 +11,7 @@ shares (tracer, price table, content mode).
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +19,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from .. import guard
+from .. import guard, values
 from .. import semconv as sc
 from ..attribution import current_tags
-from ..content import CaptureMode, to_json
+from ..content import CaptureMode, to_json_capped
+from ..values import MAX_TOKENS, clean_text, encodable_attributes
 from .fast_attributes import set_attributes_fast
 
 if TYPE_CHECKING:
@@ -42,10 +44,16 @@ class Telemetry:
     inject_stream_usage: bool = True
     #: (host, port) or host -> provider name, for OpenAI-compatible servers (e.g. Ollama's /v1).
     provider_hosts: dict[Any, str] = field(default_factory=dict)
+    #: Cap of each captured content attribute (message JSON), in characters: trailing messages are dropped.
+    max_total_chars: int = 131_072
 
 
 class Outcome:
-    """What a response told us. Unknown values stay None (never invented)."""
+    """What a response told us. Unknown values stay None (never invented).
+
+    Values are taken as the response gave them; ``GenAICall`` checks each one where the span's end
+    attributes are built, so one odd field (a string token count, an integer model) is left off alone.
+    """
 
     __slots__ = (
         "response_model",
@@ -112,11 +120,28 @@ class GenAICall:
         self.event_content: dict[str, Any] | None = None
         # What the conventions ask for at span start (samplers may read it) goes through the SDK's
         # checks; the request parameters and tags follow through the fast path.
+        # Names and the span name must be encodable: one lone surrogate in a span name fails the whole
+        # OTLP batch. One isascii() each in the usual case; anything else takes the slow path.
+        try:
+            plain = operation.isascii() and provider.isascii()
+        except AttributeError:
+            plain = False
+        if not plain:
+            operation, provider = clean_text(str(operation)), clean_text(str(provider))
+            self.provider = provider
         start = {sc.OPERATION: operation, sc.PROVIDER: provider}
         if request_model:
+            try:
+                plain = request_model.isascii()
+            except AttributeError:
+                plain = False
+            if not plain:
+                self.request_model = request_model = clean_text(str(request_model))
             start[sc.REQUEST_MODEL] = request_model
         address = attributes.pop(sc.SERVER_ADDRESS, None)
         if address:
+            if address.__class__ is not str or not address.isascii():
+                address = clean_text(str(address))
             start[sc.SERVER_ADDRESS] = address
             port = attributes.pop(sc.SERVER_PORT, None)
             if port:
@@ -153,13 +178,18 @@ class GenAICall:
     ) -> None:
         """Input messages and system instructions: on the span now, and/or kept for the end-of-call event."""
         capture = self.telemetry.capture
+        cap = self.telemetry.max_total_chars
         attrs: dict[str, Any] = {}
+        cut = False
         if messages is not None:
-            attrs[sc.INPUT_MESSAGES] = to_json(messages)
+            attrs[sc.INPUT_MESSAGES], cut = to_json_capped(messages, cap)
         if system:
-            attrs[sc.SYSTEM_INSTRUCTIONS] = to_json(system)
+            attrs[sc.SYSTEM_INSTRUCTIONS], cut_system = to_json_capped(system, cap)
+            cut = cut or cut_system
         if not attrs:
             return
+        if cut:
+            attrs[sc.CONTENT_TRUNCATED] = True
         if capture.on_span:
             self.span.set_attributes(attrs)
         if capture.on_event:
@@ -168,12 +198,16 @@ class GenAICall:
     def record_output(self, messages: list[dict[str, Any]], attrs: dict[str, Any]) -> None:
         """Output messages: into the end attributes, and/or one event carrying input and output together."""
         capture = self.telemetry.capture
-        encoded = to_json(messages)
+        encoded, cut = to_json_capped(messages, self.telemetry.max_total_chars)
         if capture.on_span:
             attrs[sc.OUTPUT_MESSAGES] = encoded
+            if cut:
+                attrs[sc.CONTENT_TRUNCATED] = True
         if capture.on_event:
             event = dict(self.event_content or {})
             event[sc.OUTPUT_MESSAGES] = encoded
+            if cut:
+                event[sc.CONTENT_TRUNCATED] = True
             self.span.add_event(sc.EVENT_INFERENCE_DETAILS, event)
 
     # -- ends -----------------------------------------------------------------------------------------
@@ -201,9 +235,17 @@ class GenAICall:
             if span.is_recording():
                 attrs = self._end_attributes(outcome, False)
                 attrs[sc.ERROR_TYPE] = error_type(exc)
-                span.set_attributes(attrs)
-                span.record_exception(exc)
-                span.set_status(Status(_ERROR, str(exc)[:512] or type(exc).__name__))
+                span.set_attributes(encodable_attributes(attrs))
+                message = str(exc)
+                if message.isascii():
+                    span.record_exception(exc)
+                else:  # the message may echo a value that cannot be encoded (a model name, say)
+                    message = clean_text(message)
+                    stacktrace = clean_text("".join(traceback.format_exception(exc)))
+                    span.record_exception(
+                        exc, {"exception.message": message, "exception.stacktrace": stacktrace}
+                    )
+                span.set_status(Status(_ERROR, message[:512] or type(exc).__name__))
         except Exception as inner:
             guard.report("span.end_error", inner)
         self._end_span()
@@ -222,36 +264,69 @@ class GenAICall:
             attrs[sc.STREAM_ABANDONED] = True
         if outcome is None:
             return attrs
-        if outcome.response_model:
-            attrs[sc.RESPONSE_MODEL] = outcome.response_model
-        if outcome.response_id:
-            attrs[sc.RESPONSE_ID] = outcome.response_id
+        # Each value is checked on its own (cheap type tests first), so one odd field is left off alone.
+        model = outcome.response_model
+        if model:
+            if model.__class__ is not str or not model.isascii():
+                model = values.text(model, "span.response", "response model")
+            if model:
+                attrs[sc.RESPONSE_MODEL] = model
+        response_id = outcome.response_id
+        if response_id:
+            if response_id.__class__ is not str or not response_id.isascii():
+                response_id = values.text(response_id, "span.response", "response id")
+            if response_id:
+                attrs[sc.RESPONSE_ID] = response_id
         if outcome.finish_reasons:
-            attrs[sc.RESPONSE_FINISH_REASONS] = tuple(outcome.finish_reasons)
+            reasons: tuple[Any, ...] = tuple(outcome.finish_reasons)
+            for reason in reasons:
+                if reason.__class__ is not str:
+                    reasons = _reasons(reasons)
+                    break
+            if reasons:
+                attrs[sc.RESPONSE_FINISH_REASONS] = reasons
         input_tokens = outcome.input_tokens
-        output_tokens = outcome.output_tokens
         if input_tokens is not None:
-            attrs[sc.USAGE_INPUT_TOKENS] = input_tokens
+            if input_tokens.__class__ is not int or not 0 <= input_tokens <= MAX_TOKENS:
+                input_tokens = values.count(input_tokens, "span.usage", "input tokens")
+            if input_tokens is not None:
+                attrs[sc.USAGE_INPUT_TOKENS] = input_tokens
+        output_tokens = outcome.output_tokens
         if output_tokens is not None:
-            attrs[sc.USAGE_OUTPUT_TOKENS] = output_tokens
-        if outcome.cache_read_tokens is not None:
-            attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] = outcome.cache_read_tokens
-        if outcome.cache_write_tokens is not None:
-            attrs[sc.USAGE_CACHE_WRITE_INPUT_TOKENS] = outcome.cache_write_tokens
-        if outcome.reasoning_tokens is not None:
-            attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] = outcome.reasoning_tokens
+            if output_tokens.__class__ is not int or not 0 <= output_tokens <= MAX_TOKENS:
+                output_tokens = values.count(output_tokens, "span.usage", "output tokens")
+            if output_tokens is not None:
+                attrs[sc.USAGE_OUTPUT_TOKENS] = output_tokens
+        cache_read = outcome.cache_read_tokens
+        if cache_read is not None:
+            if cache_read.__class__ is not int or not 0 <= cache_read <= MAX_TOKENS:
+                cache_read = values.count(cache_read, "span.usage", "cache read tokens")
+            if cache_read is not None:
+                attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] = cache_read
+        cache_write = outcome.cache_write_tokens
+        if cache_write is not None:
+            if cache_write.__class__ is not int or not 0 <= cache_write <= MAX_TOKENS:
+                cache_write = values.count(cache_write, "span.usage", "cache write tokens")
+            if cache_write is not None:
+                attrs[sc.USAGE_CACHE_WRITE_INPUT_TOKENS] = cache_write
+        reasoning = outcome.reasoning_tokens
+        if reasoning is not None:
+            if reasoning.__class__ is not int or not 0 <= reasoning <= MAX_TOKENS:
+                reasoning = values.count(reasoning, "span.usage", "reasoning tokens")
+            if reasoning is not None:
+                attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] = reasoning
         if outcome.attributes:
             attrs.update(outcome.attributes)
         prices = self.telemetry.prices
         if prices is not None:
             status, source, total, cost_in, cost_out = prices.cost_floats(
                 self.provider,
-                outcome.response_model or self.request_model,
+                model or self.request_model,
                 input_tokens,
                 output_tokens,
-                outcome.cache_read_tokens,
-                outcome.cache_write_tokens,
-                outcome.reasoning_tokens,
+                cache_read,
+                cache_write,
+                reasoning,
             )
             attrs[sc.PRICING_STATUS] = status
             if source:
@@ -265,3 +340,14 @@ class GenAICall:
         if outcome.output_messages is not None and self.telemetry.capture.enabled:
             self.record_output(outcome.output_messages, attrs)
         return attrs
+
+
+def _reasons(reasons: tuple[Any, ...]) -> tuple[str, ...]:
+    """Finish reasons that are not all strings: strings kept, ``None`` and odd values left off (counted)."""
+    kept = []
+    for reason in reasons:
+        if isinstance(reason, str):
+            kept.append(reason)
+        else:
+            guard.reject("span.response", f"finish reason {reason!r:.80} is not a string")
+    return tuple(kept)

@@ -41,6 +41,7 @@ def build_telemetry(settings: Settings, tracer_provider: Any, prices: PriceTable
         prices=prices,
         capture=settings.capture_content,
         max_chars=settings.content_max_chars,
+        max_total_chars=settings.content_max_total_chars,
         inject_stream_usage=settings.inject_stream_usage,
         provider_hosts=settings.provider_hosts,
     )

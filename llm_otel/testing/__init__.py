@@ -8,7 +8,9 @@
 Token counts are deterministic: ``count_tokens(text)`` is the number of whitespace-separated words; a chat
 message costs its words + ``MESSAGE_OVERHEAD`` (3); raw prompts and embedding inputs cost their words;
 output tokens are the words of the reply sent (times ``n``) plus the configured ``reasoning_tokens``.
-The full formula is in :mod:`llm_otel.testing.tokens`; fault kinds are in :mod:`llm_otel.testing.server`.
+The full formula is in :mod:`llm_otel.testing.tokens`; fault kinds, and ``respond_with()`` (answer with a
+given JSON body or list of stream chunks, for responses no real server sends), are in
+:mod:`llm_otel.testing.server`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,28 @@ optional param ``path`` limits a fault to request paths starting with that prefi
 * ``malformed_json`` - status 200 but the body is cut in half (not valid JSON); streams: the piece at
   index ``at_chunk`` (default 1) carries JSON cut in half, the rest of the stream is intact.
 * ``slow_chunks`` - streams: wait ``delay`` seconds (default 0.05) between pieces.
+
+Given bodies (``respond_with(body=..., chunks=..., times=1, path=None, status=200, done=None)``), for
+responses no real server would send (hostile or odd values) without touching the server's internals. The
+next matching request is answered with exactly that instead of the generated reply, whatever it asked for:
+
+* ``body`` - a non-stream reply: a JSON document (dict, list, any ``json.dumps``-able value but None; a
+  string holding a lone surrogate is sent as a ``\\uXXXX`` escape, as valid JSON), or ``bytes`` / ``str``
+  sent verbatim (``"null"`` for a JSON null).
+* ``chunks`` - a stream reply, one piece per element, framed like the real API for the request's path:
+  ``/v1/...`` gets SSE (``data: <json>`` events; a ``(event_name, data)`` tuple adds an ``event:`` line, and
+  under ``/v1/responses`` a dict's ``"type"`` names its event; ``data: [DONE]`` is appended unless
+  ``done=False``, by default everywhere but ``/v1/responses``); Ollama paths get NDJSON (one JSON document
+  per line). A ``str`` element is the JSON text of the piece, a ``bytes`` element is written as it is.
+* ``times`` - answer the next N matching requests (default 1, once); ``None`` keeps answering until
+  ``clear_responses()`` or ``reset()``. ``path`` limits it to request paths starting with that prefix;
+  ``status`` is the HTTP status. Given bodies are used in FIFO order, like faults; faults still apply to
+  them (``rate_limit`` and ``server_error`` take precedence, the others cut or slow the given body).
+
+::
+
+    server.respond_with(body={"id": "x", "object": "chat.completion", "model": "\\ud800x", "choices": []})
+    server.respond_with(chunks=[{"model": "m", "done": True, "prompt_eval_count": "ten"}], path="/api/chat")
 """
 
 from __future__ import annotations
@@ -25,13 +47,14 @@ import contextlib
 import json
 import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
 from . import ollama_routes, openai_routes
-from .wire import Reply, ReplyConfig, corrupt_chunk, is_json_piece
+from .wire import Reply, ReplyConfig, canned_reply, corrupt_chunk, is_json_piece
 
 FAULT_KINDS = frozenset(
     {"rate_limit", "server_error", "slow_first_byte", "drop_midway", "malformed_json", "slow_chunks"}
@@ -56,6 +79,18 @@ class _Fault:
     params: dict[str, Any]
 
 
+@dataclass
+class _Given:
+    """A body given with ``respond_with``."""
+
+    body: Any
+    chunks: list[Any] | None
+    status: int
+    done: bool | None
+    path: str | None
+    remaining: int | None
+
+
 class FakeLLMServer:
     """OpenAI (``/v1``) and Ollama (``/api``) fake on 127.0.0.1; usable as a context manager."""
 
@@ -63,6 +98,7 @@ class FakeLLMServer:
         self._lock = threading.Lock()
         self._config = ReplyConfig()
         self._faults: list[_Fault] = []
+        self._given: list[_Given] = []
         self._requests: list[RecordedRequest] = []
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -184,11 +220,42 @@ class FakeLLMServer:
         with self._lock:
             self._faults.clear()
 
+    def respond_with(
+        self,
+        body: Any = None,
+        *,
+        chunks: Sequence[Any] | None = None,
+        times: int | None = 1,
+        path: str | None = None,
+        status: int = 200,
+        done: bool | None = None,
+    ) -> None:
+        """Answer the next matching request(s) with this body, or these stream pieces (module docstring)."""
+        if (chunks is None) == (body is None):
+            raise ValueError("give either body (a non-stream reply) or chunks (a stream)")
+        if chunks is not None and (isinstance(chunks, (str, bytes)) or not isinstance(chunks, Sequence)):
+            raise TypeError("chunks must be a list of stream pieces")
+        if times is not None and times < 0:
+            raise ValueError(f"times must be None or >= 0, got {times!r}")
+        if not 100 <= status <= 599:
+            raise ValueError(f"status must be an HTTP status code, got {status!r}")
+        if times == 0:
+            return
+        given = _Given(body, None if chunks is None else list(chunks), status, done, path, times)
+        with self._lock:
+            self._given.append(given)
+
+    def clear_responses(self) -> None:
+        """Forget every body given with ``respond_with``."""
+        with self._lock:
+            self._given.clear()
+
     def reset(self) -> None:
-        """Default reply shape, no faults, no recorded requests."""
+        """Default reply shape, no faults, no given bodies, no recorded requests."""
         with self._lock:
             self._config = ReplyConfig()
             self._faults.clear()
+            self._given.clear()
             self._requests.clear()
 
     # ------------------------------------------------------------------------- used by the handler
@@ -217,6 +284,18 @@ class FakeLLMServer:
                 return _Fault(fault.kind, fault.remaining, dict(fault.params))
         return None
 
+    def _take_given(self, path: str) -> _Given | None:
+        with self._lock:
+            for given in self._given:
+                if given.path is not None and not path.startswith(given.path):
+                    continue
+                if given.remaining is not None:
+                    given.remaining -= 1
+                    if given.remaining <= 0:
+                        self._given.remove(given)
+                return given
+        return None
+
     def _reply_for(self, method: str, path: str, body: Any, fault: _Fault | None) -> Reply:
         is_openai = path.startswith("/v1/")
         kind = fault.kind if fault else ""
@@ -234,6 +313,8 @@ class FakeLLMServer:
                 if is_openai
                 else ollama_routes.error_reply(500, "an error was encountered while running the model")
             )
+        elif (given := self._take_given(path)) is not None:
+            reply = canned_reply(path, given.body, given.chunks, given.status, given.done)
         else:
             try:
                 routes = openai_routes if is_openai else ollama_routes

@@ -44,6 +44,18 @@ def compact(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+def json_bytes(obj: Any, *, pretty: bool = False) -> bytes:
+    """``obj`` as UTF-8 JSON. A string holding a lone surrogate (``"\\ud800"``) cannot be UTF-8 encoded:
+    then the whole document is written with ``\\uXXXX`` escapes instead, which is still valid JSON and
+    decodes back to the same string (what a hostile server sends)."""
+    indent = 2 if pretty else None
+    separators = None if pretty else (",", ":")
+    try:
+        return json.dumps(obj, indent=indent, separators=separators, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, indent=indent, separators=separators).encode("ascii")
+
+
 def json_reply(obj: Any, status: int = 200, *, pretty: bool = False, content_type: str = JSON_CT) -> Reply:
     """A JSON body; OpenAI's non-stream bodies are pretty-printed with two spaces, Ollama's are compact."""
     text = json.dumps(obj, indent=2, ensure_ascii=False) if pretty else compact(obj)
@@ -85,3 +97,45 @@ def corrupt_chunk(chunk: bytes, stream_format: str) -> bytes:
 def is_json_piece(chunk: bytes) -> bool:
     """Whether a stream piece carries JSON (``data: [DONE]`` does not)."""
     return b"[DONE]" not in chunk
+
+
+def _sse_piece(item: Any, name_events: bool) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    name: Any = None
+    if isinstance(item, tuple) and len(item) == 2:
+        name, item = item
+    elif name_events and isinstance(item, dict) and isinstance(item.get("type"), str):
+        name = item["type"]
+    data = item.encode("utf-8", "surrogatepass") if isinstance(item, str) else json_bytes(item)
+    prefix = f"event: {name}\n".encode() if name else b""
+    return prefix + b"data: " + data + b"\n\n"
+
+
+def _ndjson_piece(item: Any) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    data = item.encode("utf-8", "surrogatepass") if isinstance(item, str) else json_bytes(item)
+    return data + b"\n"
+
+
+def canned_reply(path: str, body: Any, chunks: Sequence[Any] | None, status: int, done: bool | None) -> Reply:
+    """The reply of ``FakeLLMServer.respond_with`` for a request to ``path`` (formats: its docstring)."""
+    is_openai = path.startswith("/v1/")
+    if chunks is None:
+        if isinstance(body, bytes):
+            data = body
+        elif isinstance(body, str):
+            data = body.encode("utf-8", "surrogatepass")
+        else:
+            data = json_bytes(body, pretty=is_openai)
+        content_type = JSON_CT if is_openai else JSON_UTF8_CT
+        return Reply(status=status, headers={"content-type": content_type}, body=data)
+    if not is_openai:
+        lines = [_ndjson_piece(item) for item in chunks]
+        return Reply(status=status, headers={"content-type": NDJSON_CT}, chunks=lines, stream_format="ndjson")
+    responses_api = path.startswith("/v1/responses")
+    pieces = [_sse_piece(item, responses_api) for item in chunks]
+    if done if done is not None else not responses_api:
+        pieces.append(b"data: [DONE]\n\n")
+    return Reply(status=status, headers={"content-type": SSE_CT}, chunks=pieces, stream_format="sse")

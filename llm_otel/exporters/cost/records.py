@@ -4,7 +4,10 @@ One record per LLM call: who (organization, service), what (provider, model, ope
 counts and the exact USD cost as a decimal string, null when unpriced), how it went (latency, status,
 error type), the trace and span ids, and the attribution tags. Runs on the exporter's spooler thread (on
 the application thread only when the in-memory queue is full), so it may be thorough: every field is read
-defensively and a span with odd attribute types still yields a record of the right shape.
+defensively and a span with odd attribute types still yields a record of the right shape: strings made
+encodable (a lone surrogate would fail the spool insert of the whole batch), token counts outside
+0..MAX_TOKENS taken as unknown (0), so the server never answers 400 for a count (the record would be
+dead-lettered) nor fails to store one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from opentelemetry.trace import StatusCode
 
 from ... import cost_contract as c
 from ... import semconv
+from ...values import clean_text
 
 #: organization_id when neither the settings nor the resource name one (the field is a required string).
 DEFAULT_ORGANIZATION_ID = "default"
@@ -57,14 +61,26 @@ def cost_string(value: object) -> str | None:
 
 def _str(attrs: Any, key: str, default: str) -> str:
     value = attrs.get(key)
-    return value if isinstance(value, str) and value else default
+    return clean_text(value) if isinstance(value, str) and value else default
 
 
 def _int(attrs: Any, key: str) -> int:
+    """A token count the contract accepts: 0..MAX_TOKENS; anything else (1e308, -1, NaN) is unknown, 0."""
     value = attrs.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
-    return max(0, int(value))
+    if not 0 <= value <= c.MAX_TOKENS:  # NaN fails this too
+        return 0
+    return int(value)
+
+
+def _tags(attrs: Any) -> dict[str, str]:
+    start = len(semconv.TAG_PREFIX)
+    return {
+        clean_text(key[start:]): clean_text(str(value))
+        for key, value in attrs.items()
+        if key.startswith(semconv.TAG_PREFIX)
+    }
 
 
 def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> dict[str, Any] | None:
@@ -73,6 +89,7 @@ def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> di
     operation = attrs.get(semconv.OPERATION)
     if not isinstance(operation, str) or not operation:
         return None
+    operation = clean_text(operation)
     ctx = span.context
     if ctx is None or span.end_time is None:
         return None
@@ -87,6 +104,8 @@ def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> di
         cost = cost_string(attrs.get(semconv.USAGE_COST))
     error_type = attrs.get(semconv.ERROR_TYPE)
     failed = error_type is not None or span.status.status_code is StatusCode.ERROR
+    if failed:
+        error_type = clean_text(str(error_type)) if error_type is not None else "_OTHER"
     start = span.start_time if span.start_time is not None else span.end_time
     return {
         c.ID: _str(attrs, semconv.RECORD_ID, "") or record_id(ctx.trace_id, ctx.span_id),
@@ -98,23 +117,20 @@ def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> di
         c.OPERATION: operation,
         c.INPUT_TOKENS: input_tokens,
         c.OUTPUT_TOKENS: output_tokens,
-        c.TOTAL_TOKENS: input_tokens + output_tokens,
+        c.TOTAL_TOKENS: min(input_tokens + output_tokens, c.MAX_TOKENS),
         c.CACHED_INPUT_TOKENS: _int(attrs, semconv.USAGE_CACHE_READ_INPUT_TOKENS),
         c.REASONING_TOKENS: _int(attrs, semconv.USAGE_REASONING_OUTPUT_TOKENS),
         c.COST_USD: cost,
         c.LATENCY_MS: round(max(0, span.end_time - start) / 1e6, 3),
         c.STATUS: c.STATUS_ERROR if failed else c.STATUS_OK,
-        c.ERROR_TYPE: (str(error_type) if error_type is not None else "_OTHER") if failed else None,
+        c.ERROR_TYPE: error_type if failed else None,
         c.TRACE_ID: f"{ctx.trace_id:032x}",
         c.SPAN_ID: f"{ctx.span_id:016x}",
-        c.ATTRIBUTES: {
-            key[len(semconv.TAG_PREFIX) :]: str(value)
-            for key, value in attrs.items()
-            if key.startswith(semconv.TAG_PREFIX)
-        },
+        c.ATTRIBUTES: _tags(attrs),
     }
 
 
 def encode(record: dict[str, Any]) -> str:
-    """Compact JSON, the form stored in the spool and concatenated verbatim into request bodies."""
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, the form stored in the spool and concatenated verbatim into request bodies; always
+    encodable as UTF-8 (a lone surrogate, had one reached here, becomes U+FFFD: the JSON stays valid)."""
+    return clean_text(json.dumps(record, separators=(",", ":"), ensure_ascii=False))

@@ -4,13 +4,16 @@ A label whose values are open-ended (model names, tag values) gets a :class:`Bou
 ``cap`` distinct values are kept, later ones become ``other``, so a bug or an attacker sending 10,000
 model names costs at most ``cap + 1`` series per label, not 10,000. Values that are not strings (lists,
 numbers, None, dicts) never raise: they are stringified, or folded into ``other`` when they have no sane
-text form.
+text form. Label texts are always encodable (a lone surrogate becomes U+FFFD): one that is not would make
+every later scrape fail. This runs only for a label combination not seen before.
 """
 
 from __future__ import annotations
 
 import threading
 from typing import Final
+
+from ...values import clean_text
 
 OTHER: Final = "other"
 #: Longer values are cut: a label is an identifier, not free text.
@@ -31,7 +34,7 @@ def label_text(value: object) -> str:
         text = ",".join(str(v) for v in value)
     else:
         return OTHER
-    return text[:MAX_LABEL_CHARS]
+    return clean_text(text[:MAX_LABEL_CHARS])
 
 
 class BoundedLabel:

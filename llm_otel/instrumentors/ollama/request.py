@@ -2,11 +2,13 @@
 
 The body is what ``_request`` receives as ``json=``, so it is exactly what goes on the wire whatever helper
 or positional style the user called. What the body does not carry is not recorded; ``options`` may be a
-dict or an ``Options`` model.
+dict or an ``Options`` model. A value that does not convert (``temperature="hot"``) is left off alone: the
+call still gets its span, and the server or the client decides whether the call fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -38,10 +40,16 @@ def request_attributes(body: dict[str, Any], attrs: dict[str, Any]) -> str | Non
         for key, name, convert in _OPTIONS:
             value = _get(options, key)
             if value is not None:
-                attrs[name] = convert(value)
+                try:
+                    attrs[name] = convert(value)
+                except (TypeError, ValueError, OverflowError):
+                    continue  # a value the server rejects (or ignores); the span just does not record it
         stop = _get(options, "stop")
         if stop:
-            attrs[sc.REQUEST_STOP_SEQUENCES] = [stop] if isinstance(stop, str) else [str(s) for s in stop]
+            with contextlib.suppress(TypeError):  # not a list
+                attrs[sc.REQUEST_STOP_SEQUENCES] = (
+                    (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
+                )
     think = body.get("think")
     if think is not None:
         # as sent: a level string ("low", "high") or the boolean switch
@@ -52,6 +60,7 @@ def request_attributes(body: dict[str, Any], attrs: dict[str, Any]) -> str | Non
         attrs[sc.OUTPUT_TYPE] = "json"
     dimensions = body.get("dimensions")
     if dimensions is not None:
-        attrs[sc.EMBEDDINGS_DIMENSION_COUNT] = int(dimensions)
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            attrs[sc.EMBEDDINGS_DIMENSION_COUNT] = int(dimensions)
     model = body.get("model")
     return str(model) if model else None

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ... import guard
 from ... import semconv as sc
 from ...content import truncate
+from ...values import MAX_TOKENS
 from ..call import Outcome
 
 #: response field (nanoseconds) -> attribute (seconds)
@@ -23,14 +25,22 @@ _TIMINGS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _timings(response: Any, output_tokens: int | None) -> dict[str, Any] | None:
+#: Largest duration taken as real, in nanoseconds (Go's time.Duration is an int64: 292 years).
+_MAX_NS = 2**63
+
+
+def _timings(response: Any, output_tokens: Any) -> dict[str, Any] | None:
     attrs: dict[str, Any] = {}
     for field, name in _TIMINGS:
         value = getattr(response, field, None)
         if value is not None:
-            attrs[name] = value / 1e9
+            cls = value.__class__
+            if (cls is int or cls is float) and 0 <= value < _MAX_NS:  # NaN fails the comparison
+                attrs[name] = value / 1e9
+            else:
+                guard.reject("ollama.response", f"{field} {value!r:.40} is not a duration in nanoseconds")
     eval_seconds = attrs.get(sc.OLLAMA_EVAL_DURATION)
-    if output_tokens is not None and eval_seconds:
+    if eval_seconds and output_tokens.__class__ is int and 0 <= output_tokens <= MAX_TOKENS:
         attrs[sc.OLLAMA_OUTPUT_TOKENS_PER_SECOND] = output_tokens / eval_seconds
     return attrs or None
 
@@ -46,20 +56,26 @@ def outcome(response: Any, operation: str, capture: bool = False, limit: int = 0
     out.output_tokens = getattr(response, "eval_count", None)
     out.attributes = _timings(response, out.output_tokens)
     if capture and operation != sc.OP_EMBEDDINGS:
-        if operation == sc.OP_CHAT:
-            message = getattr(response, "message", None)
-            parts = _parts(
-                getattr(message, "thinking", None),
-                getattr(message, "content", None),
-                getattr(message, "tool_calls", None),
-                limit,
-            )
-        else:
-            parts = _parts(
-                getattr(response, "thinking", None), getattr(response, "response", None), None, limit
-            )
-        out.output_messages = [{"role": "assistant", "parts": parts, "finish_reason": reason or "error"}]
+        try:  # odd content loses the captured output, nothing else
+            out.output_messages = _output(response, operation, reason, limit)
+        except Exception as exc:
+            guard.report("ollama.output", exc)
     return out
+
+
+def _output(response: Any, operation: str, reason: Any, limit: int) -> list[dict[str, Any]]:
+    """The captured output message of a chat or generate response."""
+    if operation == sc.OP_CHAT:
+        message = getattr(response, "message", None)
+        parts = _parts(
+            getattr(message, "thinking", None),
+            getattr(message, "content", None),
+            getattr(message, "tool_calls", None),
+            limit,
+        )
+    else:
+        parts = _parts(getattr(response, "thinking", None), getattr(response, "response", None), None, limit)
+    return [{"role": "assistant", "parts": parts, "finish_reason": reason or "error"}]
 
 
 def _parts(thinking: str | None, text: str | None, tool_calls: Any, limit: int) -> list[dict[str, Any]]:

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ... import guard
 from ... import semconv as sc
 from ...content import truncate
 from ..call import Outcome
+
+#: Highest number of choices taken from a stream (the API's own limit of ``n`` is 128): a chunk claiming
+#: choice 1,000,000,000 must not make the span build a billion finish reasons.
+MAX_CHOICES = 1024
 
 
 def _usage_into(outcome: Outcome, usage: Any) -> None:
@@ -72,20 +77,23 @@ def chat_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcom
     outcome = Outcome()
     outcome.response_model = getattr(response, "model", None)
     outcome.response_id = getattr(response, "id", None)
-    choices = getattr(response, "choices", None) or ()
-    if choices:
-        outcome.finish_reasons = [str(getattr(c, "finish_reason", None) or "error") for c in choices]
     _usage_into(outcome, getattr(response, "usage", None))
     outcome.attributes = _openai_attrs(response)
-    if capture:
-        outcome.output_messages = [
-            {
-                "role": "assistant",
-                "parts": _message_parts(getattr(c, "message", None), limit),
-                "finish_reason": str(getattr(c, "finish_reason", None) or "error"),
-            }
-            for c in choices
-        ]
+    try:  # odd choices (not a list, odd items) lose the finish reasons and content, nothing else
+        choices = getattr(response, "choices", None) or ()
+        if choices:
+            outcome.finish_reasons = [str(getattr(c, "finish_reason", None) or "error") for c in choices]
+        if capture:
+            outcome.output_messages = [
+                {
+                    "role": "assistant",
+                    "parts": _message_parts(getattr(c, "message", None), limit),
+                    "finish_reason": str(getattr(c, "finish_reason", None) or "error"),
+                }
+                for c in choices
+            ]
+    except Exception as exc:
+        guard.report("openai.choices", exc)
     return outcome
 
 
@@ -93,20 +101,25 @@ def completion_outcome(response: Any, capture: bool = False, limit: int = 0) -> 
     outcome = Outcome()
     outcome.response_model = getattr(response, "model", None)
     outcome.response_id = getattr(response, "id", None)
-    choices = getattr(response, "choices", None) or ()
-    if choices:
-        outcome.finish_reasons = [str(getattr(c, "finish_reason", None) or "error") for c in choices]
     _usage_into(outcome, getattr(response, "usage", None))
     outcome.attributes = _openai_attrs(response)
-    if capture:
-        outcome.output_messages = [
-            {
-                "role": "assistant",
-                "parts": [{"type": "text", "content": truncate(str(getattr(c, "text", "") or ""), limit)}],
-                "finish_reason": str(getattr(c, "finish_reason", None) or "error"),
-            }
-            for c in choices
-        ]
+    try:  # odd choices lose the finish reasons and content, nothing else
+        choices = getattr(response, "choices", None) or ()
+        if choices:
+            outcome.finish_reasons = [str(getattr(c, "finish_reason", None) or "error") for c in choices]
+        if capture:
+            outcome.output_messages = [
+                {
+                    "role": "assistant",
+                    "parts": [
+                        {"type": "text", "content": truncate(str(getattr(c, "text", "") or ""), limit)}
+                    ],
+                    "finish_reason": str(getattr(c, "finish_reason", None) or "error"),
+                }
+                for c in choices
+            ]
+    except Exception as exc:
+        guard.report("openai.choices", exc)
     return outcome
 
 
@@ -117,6 +130,18 @@ def responses_outcome(response: Any, capture: bool = False, limit: int = 0) -> O
     outcome = Outcome()
     outcome.response_model = getattr(response, "model", None)
     outcome.response_id = getattr(response, "id", None)
+    _usage_into(outcome, getattr(response, "usage", None))
+    tier = getattr(response, "service_tier", None)
+    if tier:
+        outcome.attributes = {sc.OPENAI_RESPONSE_SERVICE_TIER: str(tier)}
+    try:  # odd output items lose the finish reasons and content, nothing else
+        _responses_output(outcome, response, capture, limit)
+    except Exception as exc:
+        guard.report("openai.output", exc)
+    return outcome
+
+
+def _responses_output(outcome: Outcome, response: Any, capture: bool, limit: int) -> None:
     status = getattr(response, "status", None)
     reasons: list[str] = []
     parts: list[dict[str, Any]] = []
@@ -151,15 +176,10 @@ def responses_outcome(response: Any, capture: bool = False, limit: int = 0) -> O
         reasons = ["error"]
     if reasons:
         outcome.finish_reasons = reasons
-    _usage_into(outcome, getattr(response, "usage", None))
-    tier = getattr(response, "service_tier", None)
-    if tier:
-        outcome.attributes = {sc.OPENAI_RESPONSE_SERVICE_TIER: str(tier)}
     if capture:
         outcome.output_messages = [
             {"role": "assistant", "parts": parts, "finish_reason": reasons[0] if reasons else "error"}
         ]
-    return outcome
 
 
 def embeddings_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcome:
@@ -189,21 +209,32 @@ class ChatChunks:
 
     def add(self, chunk: Any) -> bool:
         self.last = chunk
-        choices = chunk.choices
-        for choice in choices:
-            index = choice.index
-            if index >= self.seen:
-                self.seen = index + 1
-            reason = choice.finish_reason
-            if reason is not None:
-                self.reasons[index] = reason
-            if self.texts is not None:
-                self._keep_text(index, choice)
         usage = chunk.usage
-        if usage is None:
-            return False
-        self.usage = usage
-        return self.hide_usage and not choices
+        if usage is not None:  # first: an odd ``choices`` (null, bad index) must not lose the usage
+            self.usage = usage
+        choices = chunk.choices
+        if choices:
+            for choice in choices:
+                index = choice.index
+                try:
+                    if index >= self.seen and not self._admit(index):
+                        continue
+                except TypeError:  # no usable index (null, a string): the choice cannot be placed
+                    continue
+                reason = choice.finish_reason
+                if reason is not None:
+                    self.reasons[index] = reason
+                if self.texts is not None:
+                    self._keep_text(index, choice)
+        return usage is not None and self.hide_usage and not choices
+
+    def _admit(self, index: Any) -> bool:
+        """A new highest choice index: taken when it is a plausible one (the API allows n <= 128)."""
+        if index.__class__ is int and index < MAX_CHOICES:
+            self.seen = index + 1
+            return True
+        guard.reject("openai.stream_chunk", f"choice index {index!r:.40} is not one of 0..{MAX_CHOICES - 1}")
+        return False
 
     def _keep_text(self, index: int, choice: Any) -> None:
         assert self.texts is not None
