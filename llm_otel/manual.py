@@ -21,15 +21,13 @@ from typing import Any, TypeVar
 
 from . import guard
 from . import semconv as sc
-from .cost_contract import MAX_TEXT_CHARS
+from .cost_contract import MAX_TEXT_CHARS, MAX_TOKENS
 from .instrumentors.call import GenAICall, Outcome, Telemetry
 
 logger = logging.getLogger("llm_otel")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Largest token count taken as real: beyond 2**53 a float (and so most backends) loses integers.
-MAX_TOKENS = 2**53
 
 #: Request parameters accepted as keywords of ``track()``, and the convention attribute each becomes.
 REQUEST_PARAMS: dict[str, tuple[str, type]] = {
