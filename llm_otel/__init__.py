@@ -42,14 +42,15 @@ _handle: Any = None
 
 
 def instrument(*, tracer_provider: Any = None, **options: Any) -> Instrumentation:
-    """Instrument every installed supported client library. Idempotent: a second call returns the handle.
+    """Instrument every installed supported client library. Idempotent: a second call returns the handle
+    (with a warning, once, if it asked for different settings: ``uninstrument()`` first to change them).
 
     ``options`` are the settings declared in :class:`llm_otel.config.Settings` (``service_name``,
-    ``otlp_endpoint``, ``prometheus_port``, ``cost_api_url``, ``capture_content``, ``prices``, ...; the
-    README lists them with their environment variables). A keyword wins over its environment variable;
-    ``None`` means "not given". ``tracer_provider`` is an SDK provider to add llm-otel's processors to
-    (default: the global one if it is an SDK provider, else a new one). An unknown keyword or invalid value
-    raises :class:`ConfigError` here, never later inside an LLM call.
+    ``otlp_endpoint``, ``prometheus_port``, ``cost_api_url``, ``capture_content``, ``prices``,
+    ``shutdown_timeout``, ...; the README lists them with their environment variables). A keyword wins over
+    its environment variable; ``None`` means "not given". ``tracer_provider`` is an SDK provider to add
+    llm-otel's processors to (default: the global one if it is an SDK provider, else a new one). An unknown
+    keyword or invalid value raises :class:`ConfigError` here, never later inside an LLM call.
     """
     global _handle
     from .config import Settings
@@ -57,14 +58,41 @@ def instrument(*, tracer_provider: Any = None, **options: Any) -> Instrumentatio
 
     with _lock:
         if _handle is not None:
+            _warn_if_different(_handle, tracer_provider, options)
             return _handle  # type: ignore[no-any-return]
         _handle = build(Settings.resolve(**options), tracer_provider)
         return _handle  # type: ignore[no-any-return]
 
 
+def _warn_if_different(handle: Any, tracer_provider: Any, options: dict[str, Any]) -> None:
+    """A second ``instrument()`` keeps the running setup; say so once if it asked for something else."""
+    import logging
+
+    from .config import Settings
+
+    asked = Settings.resolve(**options)  # a bad value is still a ConfigError
+    different = sorted(
+        name
+        for name, value in options.items()
+        if value is not None and getattr(asked, name) != getattr(handle.settings, name)
+    )
+    if tracer_provider is not None and tracer_provider is not handle.tracer_provider:
+        different.append("tracer_provider")
+    if different and not handle.warned_arguments:
+        handle.warned_arguments = True
+        logging.getLogger("llm_otel").warning(
+            "llm-otel: instrument() called again with different %s while already instrumented; the first "
+            "call's settings stay in effect (call llm_otel.uninstrument() first to change them)",
+            ", ".join(different),
+        )
+
+
 def uninstrument() -> None:
-    """Restore every patched client method and stop what ``instrument()`` started."""
+    """Restore every patched client method and stop what ``instrument()`` started: llm-otel's processors
+    stop receiving spans (a later ``instrument()`` starts afresh, nothing is counted twice)."""
     global _handle
+    import atexit
+
     with _lock:
         handle, _handle = _handle, None
     if handle is None:
@@ -72,6 +100,7 @@ def uninstrument() -> None:
     for instrumentor in handle.instrumentors:
         instrumentor.uninstrument()
     handle.shutdown()
+    atexit.unregister(handle.shutdown)
 
 
 _LAZY = {"Instrumentation": "pipeline", "track": "manual", "record_usage": "manual", "current_call": "manual"}

@@ -9,6 +9,8 @@ This is the only module that reads the process environment.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -193,6 +195,16 @@ def parse_label_tags(setting: str, value: Any) -> tuple[str, ...]:
     return tuple(t for t in listed if t)
 
 
+def parse_seconds(setting: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(setting, value, "expected a number of seconds (0 or more)") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise ConfigError(setting, value, "expected a number of seconds (0 or more)")
+    return number
+
+
 def parse_content_max_chars(setting: str, value: Any) -> int:
     number = _integral(setting, value, "a number of characters (0 or more)")
     if number < 0:
@@ -224,15 +236,24 @@ def option(default: Any, *env_vars: str, parse: Callable[[str, Any], Any], facto
 # -- defaults that depend on the platform -------------------------------------------------------------------
 
 
-def default_spool_path() -> str:
-    """``$XDG_DATA_HOME/llm-otel/spool.sqlite`` (else ``~/.local/share``; ``%LOCALAPPDATA%`` on Windows)."""
+def default_spool_dir() -> Path:
+    """``$XDG_DATA_HOME/llm-otel`` (else ``~/.local/share/llm-otel``; on Windows
+    ``%LOCALAPPDATA%\\llm-otel``)."""
     local = env("LOCALAPPDATA")
     if os.name == "nt" and local:
         base = Path(local)
     else:
         xdg = env("XDG_DATA_HOME")
         base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return str(base / "llm-otel" / "spool.sqlite")
+    return base / "llm-otel"
+
+
+def default_spool_path(url: str, organization_id: str | None = None) -> str:
+    """One spool per destination: ``<default_spool_dir()>/spool-<12 hex digits>.sqlite``, the digits being
+    the start of the SHA-256 of the cost API URL and the organization id, so two applications sending to
+    different cost APIs (or organizations) never share a file by default."""
+    digest = hashlib.sha256(f"{url}\n{organization_id or ''}".encode()).hexdigest()[:12]
+    return str(default_spool_dir() / f"spool-{digest}.sqlite")
 
 
 def prometheus_multiprocess_dir() -> str | None:
@@ -297,6 +318,8 @@ class Settings:
     max_model_labels: int = option(200, "LLM_OTEL_MAX_MODEL_LABELS", parse=parse_positive_int)
     inject_stream_usage: bool = option(True, "LLM_OTEL_STREAM_USAGE", parse=parse_bool)
     latest_semconv: bool = option(False, "OTEL_SEMCONV_STABILITY_OPT_IN", parse=parse_opt_in)
+    #: Longest time ``shutdown()`` (and so interpreter exit) waits for every exporter together, in seconds.
+    shutdown_timeout: float = option(3.0, "LLM_OTEL_SHUTDOWN_TIMEOUT", parse=parse_seconds)
     #: Where each value came from: the keyword, or the environment variable's name (absent = default).
     sources: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -342,7 +365,7 @@ class Settings:
         ):
             self.otlp_endpoint += "/v1/traces"
         if self.cost_api_url and self.spool_path is None:
-            self.spool_path = default_spool_path()
+            self.spool_path = default_spool_path(self.cost_api_url, self.organization_id)
 
     @property
     def otlp_from_env(self) -> bool:

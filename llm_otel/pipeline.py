@@ -1,22 +1,33 @@
 """What ``llm_otel.instrument()`` wires together, from one resolved :class:`~llm_otel.config.Settings`.
 
-TracerProvider (the application's SDK provider if it set one, else a new global one) with:
+TracerProvider (the application's SDK provider if it set one, else a new global one) with one
+:class:`LLMOtelSpanProcessor` holding:
   - an OTLP span exporter behind a BatchSpanProcessor, when asked for (keyword or standard OTEL_* vars);
-  - the Prometheus metrics processor (+ its HTTP endpoint unless the port is 0);
+  - the Prometheus metrics processor (+ its HTTP endpoint unless the port is 0 or taken);
   - the cost processor that forwards records to the cost API, when a URL is configured;
 and the client instrumentors, which share one :class:`Telemetry` (tracer, price table, content mode).
+
+The SDK's provider cannot remove a processor, so llm-otel adds exactly one to each provider and swaps what
+it holds: ``uninstrument()`` empties it, the next ``instrument()`` fills it again (calls are never counted
+twice). ``shutdown()`` gives every exporter together at most ``shutdown_timeout`` seconds: queued cost
+records go to the disk spool first, then OTLP gets what time remains, then the cost API.
 """
 
 from __future__ import annotations
 
 import atexit
+import inspect
 import logging
 import threading
+import time
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from .config import Settings
@@ -29,35 +40,192 @@ logger = logging.getLogger("llm_otel")
 
 #: The telemetry of the running ``instrument()``, for ``track()``/``record_usage()``; None when not set up.
 _active: Telemetry | None = None
+#: Providers llm-otel created (and made global): a later ``instrument()`` may still set their resource.
+_created: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
+#: llm-otel's one processor on each provider it was added to.
+_attached: weakref.WeakKeyDictionary[TracerProvider, LLMOtelSpanProcessor] = weakref.WeakKeyDictionary()
+_logged: set[str] = set()
 
 
 def active_telemetry() -> Telemetry | None:
     return _active
 
 
+def _log_once(key: str, level: int, msg: str, *args: Any) -> None:
+    if key not in _logged:
+        _logged.add(key)
+        logger.log(level, msg, *args)
+
+
 def _provider(settings: Settings, given: Any) -> tuple[TracerProvider, bool]:
-    """The SDK provider to use and whether we created it."""
+    """The SDK provider to use and whether llm-otel created it."""
     if given is not None:
         if not isinstance(given, TracerProvider):
             raise ConfigError("tracer_provider", given, "expected an opentelemetry.sdk.trace.TracerProvider")
-        return given, False
-    current = trace.get_tracer_provider()
-    if isinstance(current, TracerProvider):
-        return current, False
-    attrs = {"service.name": settings.service_name} if settings.service_name else {}
-    provider = TracerProvider(resource=Resource.create(attrs))
-    trace.set_tracer_provider(provider)
-    return provider, True
+        provider = given
+    else:
+        current = trace.get_tracer_provider()
+        if not isinstance(current, TracerProvider):
+            attrs = {"service.name": settings.service_name} if settings.service_name else {}
+            provider = TracerProvider(resource=Resource.create(attrs))
+            trace.set_tracer_provider(provider)
+            _created.add(provider)
+            return provider, True
+        provider = current
+    owns = provider in _created
+    name = settings.service_name
+    if name is not None and provider.resource.attributes.get("service.name") != name:
+        if owns:  # ours, from an earlier instrument(): the new name applies from now on
+            _set_service_name(provider, name)
+        else:
+            _log_once(
+                "service_name",
+                logging.WARNING,
+                "llm-otel: service_name=%r is not applied: the application's TracerProvider already has "
+                "service.name=%r in its Resource, which cannot change; set it where that provider is created",
+                name,
+                provider.resource.attributes.get("service.name"),
+            )
+    return provider, owns
+
+
+def _set_service_name(provider: TracerProvider, name: str) -> None:
+    update = getattr(provider, "_update_resource", None)
+    resource = Resource({"service.name": name})
+    if callable(update):  # also updates the tracers it already handed out
+        update(resource)
+    else:  # older SDKs create a tracer per get_tracer() call, with the provider's current resource
+        provider._resource = provider.resource.merge(resource)  # type: ignore[attr-defined]
+
+
+class BoundedBatchSpanProcessor(BatchSpanProcessor):
+    """A BatchSpanProcessor whose ``shutdown(timeout)`` returns within ``timeout`` seconds even when the
+    exporter hangs (the SDK's waits up to 30 s for its worker, each export up to the OTLP timeout, 10 s).
+    The worker is a daemon thread: what it still holds at the deadline is not exported."""
+
+    def shutdown(self, timeout: float | None = None) -> None:  # type: ignore[override]
+        if timeout is None:
+            super().shutdown()
+            return
+        millis = max(0.0, timeout) * 1000.0
+        inner = getattr(self, "_batch_processor", None)
+        if inner is not None and "timeout_millis" in inspect.signature(inner.shutdown).parameters:
+            inner.shutdown(timeout_millis=millis)  # newer SDKs: joins the worker for at most this long
+            return
+        worker = getattr(self, "worker_thread", None)
+        condition = getattr(self, "condition", None)
+        if isinstance(worker, threading.Thread) and condition is not None and hasattr(self, "done"):
+            self.done = True  # older SDKs (not tested here): their shutdown(), with a bounded join
+            with condition:
+                condition.notify_all()
+            worker.join(millis / 1000.0)
+            self.span_exporter.shutdown()
+            return
+        super().shutdown()
+
+
+def shutdown_processors(processors: Sequence[SpanProcessor], timeout: float) -> None:
+    """Shut ``processors`` down within ``timeout`` seconds together: cost records to disk first, then each
+    processor in order with the time that remains."""
+    deadline = time.monotonic() + timeout
+    for processor in processors:
+        spool = getattr(processor, "spool_queued", None)
+        if spool is not None:
+            try:
+                spool(deadline)
+            except Exception:
+                logger.exception("llm-otel: spooling cost records at shutdown failed")
+    for processor in processors:
+        remaining = max(0.0, deadline - time.monotonic())
+        try:
+            if "timeout" in inspect.signature(processor.shutdown).parameters:
+                processor.shutdown(timeout=remaining)  # type: ignore[call-arg]
+            else:
+                processor.shutdown()
+        except Exception:
+            logger.exception("llm-otel: shutdown of %s failed", type(processor).__name__)
+
+
+_BASE_ON_START = SpanProcessor.on_start
+_BASE_ON_ENDING = getattr(SpanProcessor, "_on_ending", None)
+
+
+class LLMOtelSpanProcessor(SpanProcessor):
+    """Every processor of one ``instrument()``, added to a provider once and switched as a whole."""
+
+    def __init__(self) -> None:
+        self.processors: tuple[SpanProcessor, ...] = ()
+        self.shutdown_timeout = 3.0
+        self._starts: tuple[Any, ...] = ()
+        self._endings: tuple[Any, ...] = ()
+        self._ends: tuple[Any, ...] = ()
+        self._lock = threading.Lock()
+
+    def hold(self, processors: Sequence[SpanProcessor], shutdown_timeout: float) -> None:
+        """From now on, spans go to ``processors`` (empty: to none)."""
+        procs = tuple(processors)
+        with self._lock:
+            self.shutdown_timeout = shutdown_timeout
+            self._starts = tuple(p.on_start for p in procs if type(p).on_start is not _BASE_ON_START)
+            self._endings = tuple(
+                p._on_ending  # type: ignore[attr-defined]
+                for p in procs
+                if _BASE_ON_ENDING is not None and getattr(type(p), "_on_ending", None) is not _BASE_ON_ENDING
+            )
+            self._ends = tuple(p.on_end for p in procs)
+            self.processors = procs
+
+    def release(self, processors: Sequence[SpanProcessor]) -> bool:
+        """Stop sending spans to ``processors`` if they are what this holds; True if they were."""
+        with self._lock:
+            if tuple(processors) != self.processors:
+                return False
+        self.hold((), self.shutdown_timeout)
+        return True
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for start in self._starts:
+            start(span, parent_context)
+
+    def _on_ending(self, span: Span) -> None:
+        for ending in self._endings:
+            ending(span)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for end in self._ends:
+            end(span)
+
+    def shutdown(self) -> None:
+        """The provider shuts down (``provider.shutdown()``, its exit hook): ours too, within the timeout."""
+        processors = self.processors
+        self.hold((), self.shutdown_timeout)
+        shutdown_processors(processors, self.shutdown_timeout)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        deadline = time.monotonic() + timeout_millis / 1000.0
+        ok = True
+        for processor in self.processors:
+            remaining = int(max(0.0, deadline - time.monotonic()) * 1000)
+            ok = bool(processor.force_flush(remaining)) and ok
+        return ok
+
+
+def _attach(provider: TracerProvider) -> LLMOtelSpanProcessor:
+    held = _attached.get(provider)
+    if held is None:
+        held = _attached[provider] = LLMOtelSpanProcessor()
+        provider.add_span_processor(held)
+    return held
 
 
 def _otlp_processor(settings: Settings) -> SpanProcessor:
     if settings.otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        return BatchSpanProcessor(GrpcExporter(endpoint=settings.otlp_endpoint))
+        return BoundedBatchSpanProcessor(GrpcExporter(endpoint=settings.otlp_endpoint))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    return BatchSpanProcessor(HttpExporter(endpoint=settings.otlp_endpoint))
+    return BoundedBatchSpanProcessor(HttpExporter(endpoint=settings.otlp_endpoint))
 
 
 class Instrumentation:
@@ -82,9 +250,12 @@ class Instrumentation:
         self.instrumentors = instrumentors
         self._shut = False
         self._lock = threading.Lock()
+        self.warned_arguments = False
 
     @property
     def prometheus_port(self) -> int | None:
+        """The port of the ``/metrics`` endpoint this process serves; None when there is none (turned off,
+        or the port was taken)."""
         return getattr(self.metrics_server, "port", None)
 
     def flush(self, timeout_millis: int = 5000) -> bool:
@@ -98,8 +269,11 @@ class Instrumentation:
                 ok = False
         return ok
 
-    def shutdown(self) -> None:
-        """Flush with a deadline, stop the endpoint and the exporters; the instrumentation stays in place."""
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop sending spans to llm-otel's processors and shut them down within ``timeout`` seconds
+        (default: the ``shutdown_timeout`` setting, 3 s): queued cost records go to the spool first, then
+        OTLP and the cost API get what remains. Stops the endpoint. Patched clients stay patched
+        (``uninstrument()`` restores them)."""
         global _active
         with self._lock:
             if self._shut:
@@ -107,16 +281,39 @@ class Instrumentation:
             self._shut = True
         if _active is self.telemetry:
             _active = None
-        for processor in self.processors:
-            try:
-                processor.shutdown()
-            except Exception:
-                logger.exception("llm-otel: shutdown of %s failed", type(processor).__name__)
+        budget = self.settings.shutdown_timeout if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + budget
+        held = _attached.get(self.tracer_provider)
+        if held is not None:
+            held.release(self.processors)
+        shutdown_processors(self.processors, budget)
         if self.metrics_server is not None:
             try:
-                self.metrics_server.stop()
+                self.metrics_server.stop_within(max(0.0, deadline - time.monotonic()))
             except Exception:
                 logger.exception("llm-otel: stopping the metrics endpoint failed")
+
+
+def _metrics_server(settings: Settings) -> Any:
+    from .exporters.prometheus.server import PortInUseError, start_metrics_server
+
+    try:
+        return start_metrics_server(settings.prometheus_host, settings.prometheus_port)
+    except PortInUseError as exc:
+        source = settings.sources.get("prometheus_port", "default")
+        logger.warning(
+            "llm-otel: no /metrics endpoint: port %d on %s is taken (prometheus_port, from %s). The "
+            "application runs on; its metrics are still recorded. To serve them: another port "
+            "(prometheus_port= or OTEL_EXPORTER_PROMETHEUS_PORT), prometheus_port=0 and "
+            "llm_otel.exporters.prometheus.make_wsgi_app() mounted in your own web server, or, for several "
+            "processes of one application, multiprocess mode (PROMETHEUS_MULTIPROC_DIR, one endpoint for "
+            "all). %s",
+            settings.prometheus_port,
+            settings.prometheus_host,
+            source,
+            exc.__cause__ or exc,
+        )
+        return None
 
 
 def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
@@ -128,7 +325,7 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
         if settings.otlp_endpoint and (owns or not settings.otlp_from_env):
             processors.append(_otlp_processor(settings))
 
-        from .exporters.prometheus import PrometheusMetricsProcessor, start_metrics_server
+        from .exporters.prometheus import PrometheusMetricsProcessor
 
         processors.append(
             PrometheusMetricsProcessor(
@@ -138,7 +335,7 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
             )
         )
         if settings.prometheus_port:
-            metrics_server = start_metrics_server(settings.prometheus_host, settings.prometheus_port)
+            metrics_server = _metrics_server(settings)
 
         if settings.cost_api_url:
             from .exporters.cost import build_cost_processor
@@ -148,17 +345,17 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
                     settings.cost_api_url,
                     settings.cost_api_key,
                     organization_id=settings.organization_id,
-                    spool_path=settings.spool_path,
+                    # None = the default location: an unusable one falls back to a temporary spool
+                    spool_path=settings.spool_path if "spool_path" in settings.sources else None,
+                    shutdown_timeout=settings.shutdown_timeout,
                 )
             )
     except Exception:
-        for processor in processors:
-            processor.shutdown()
+        shutdown_processors(processors, 0.0)
         if metrics_server is not None:
             metrics_server.stop()
         raise
-    for processor in processors:
-        provider.add_span_processor(processor)
+    _attach(provider).hold(processors, settings.shutdown_timeout)
 
     global _active
     telemetry = build_telemetry(settings, provider, prices)

@@ -41,6 +41,8 @@ MESSAGES = [{"role": "user", "content": "Say this is a test"}]
         ({"provider_hosts": "no-equals-sign"}, "provider_hosts"),
         ({"label_tags": ["tenant", "not a name"]}, "label_tags"),
         ({"max_model_labels": 0}, "max_model_labels"),
+        ({"shutdown_timeout": -1}, "shutdown_timeout"),
+        ({"shutdown_timeout": "soon"}, "shutdown_timeout"),
     ],
 )
 def test_bad_settings_raise_config_error(kwargs: dict[str, Any], setting: str) -> None:

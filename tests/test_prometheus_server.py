@@ -24,6 +24,7 @@ from llm_otel.exporters.prometheus import (
     make_wsgi_app,
     start_metrics_server,
 )
+from llm_otel.exporters.prometheus.server import PortInUseError
 
 
 def populate(latest: bool) -> CollectorRegistry:
@@ -118,6 +119,7 @@ def test_port_in_use_raises_config_error() -> None:
         with pytest.raises(ConfigError, match="cannot listen") as info:
             start_metrics_server("127.0.0.1", port)
     assert info.value.setting == "prometheus_port"
+    assert isinstance(info.value, PortInUseError)  # instrument() warns and runs on instead
 
 
 def test_wsgi_app_serves_the_registry() -> None:

@@ -6,12 +6,35 @@ Three stages, three threads, so that no stage can slow the one before it:
    scope and appends the finished span to this exporter's in-memory deque. It sees recorded-but-unsampled
    spans too (the SDK calls ``on_end`` for every recording span; only ``BatchSpanProcessor`` looks at the
    sampled flag).
-2. The *spooler* thread wakes every 200 ms (or as soon as a batch is queued), maps spans to records and
-   commits them to the SQLite spool in one transaction. Spans still in the deque are the only loss window
-   on SIGKILL: at most ~200 ms of calls (or one batch, whichever comes first).
-3. The *sender* thread leases the oldest rows, POSTs them (gzip JSON) and deletes them only after the
-   server acknowledged them. The server ignores repeated ids, so a crash between its 2xx and our delete
-   costs a duplicate *request*, never a duplicate *record*.
+2. The *spooler* thread maps spans to records and commits them to the SQLite spool in one transaction. It
+   runs when :data:`SPOOL_WAKE_AT` spans are queued, and at the latest every :data:`SPOOL_INTERVAL`
+   seconds. Spans still in the deque and the batch being committed are the only loss window on SIGKILL,
+   bounded by count as well as by time: about ``SPOOL_WAKE_AT`` (64) queued records plus the batch in
+   its commit (itself at most about 64 plus the calls made while it commits), or ``SPOOL_INTERVAL``
+   seconds of calls when fewer than 64 arrive in that time. Measured at a steady 1,000 calls/s
+   (``tests/test_cost_sigkill.py``): queue high-water 64-68 (up to 95 with every core busy), 20-76
+   records lost per SIGKILL with the cost API down, up to ~150 while a 20,000-record backlog is being
+   delivered; with the interval alone the queue reached 200-230 at that rate.
+3. The *sender* thread leases the oldest rows recorded for this exporter's destination (URL +
+   organization), POSTs them (gzip JSON) and deletes them only after the server acknowledged them. The
+   server ignores repeated ids, so a crash between its 2xx and our delete costs a duplicate *request*,
+   never a duplicate *record*.
+
+The application thread never waits on disk for more than a few milliseconds. When the queue holds
+``max_queue`` spans (the spooler cannot keep up) the caller writes its own record to the spool if no
+thread of ours is writing (else the span stays queued, up to ``max_queue`` + 1000), giving up after
+:data:`~.spool.CALLER_BUSY_TIMEOUT` (3 ms) when another process holds the lock; when the spool is locked
+by another process, failing, or was just found so, the record is dropped at once and counted
+(``llm_otel_cost_export_records_dropped_total{reason}``): spool_busy, spool_error, spool_full, unmappable,
+shutdown (still queued when the shutdown deadline passed), temporary_spool (left in a per-process
+fallback spool at exit).
+
+Start-up: a damaged spool file is moved aside (kept, logged, counted in
+``llm_otel_cost_export_spool_damaged_total``; its readable rows are copied over) and a new one started; an
+unusable location (directory not creatable, read-only file) is a :class:`~llm_otel.ConfigError` when the
+user chose ``spool_path``, else a per-process temporary spool with a warning. After ``os.fork()`` the
+child starts its own threads and SQLite connections and spools and sends its own records; the parent
+keeps the spans queued before the fork.
 
 HTTP details (keep-alive connection, Retry-After, backoff) live in ``transport.py``; the self-metrics in
 ``metrics.py``; the span -> record mapping in ``records.py``; the SQLite spool in ``spool.py``; the record
@@ -20,11 +43,14 @@ format and the limits the server enforces in :mod:`llm_otel.cost_contract`.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import logging
 import math
 import os
+import shutil
+import tempfile
 import threading
 import time
 import weakref
@@ -50,15 +76,33 @@ from .metrics import (
     RECORDS_RETRIED,
     RECORDS_SENT,
     RECORDS_SPOOLED,
+    SPOOL_DAMAGED,
     SPOOL_DEPTH,
 )
-from .spool import DeadLetterFile, Spool, count_records, dead_letter_path
+from .spool import (
+    BACKGROUND_BUSY_TIMEOUT,
+    CALLER_BUSY_TIMEOUT,
+    DeadLetterFile,
+    Spool,
+    SpoolBusy,
+    SpoolDamaged,
+    SpoolUnusable,
+    count_records,
+    dead_letter_path,
+    destination_key,
+    legacy_rows,
+    prepare,
+    quarantine,
+    salvage,
+)
 from .transport import Backoff, Transport, parse_json, parse_retry_after
 
 logger = logging.getLogger("llm_otel")
 
-#: Upper bound on how long a finished span waits in memory before it is on disk (the SIGKILL loss window).
+#: Longest a finished span waits in memory before the spooler runs (when fewer than SPOOL_WAKE_AT queue).
 SPOOL_INTERVAL = 0.2
+#: Queued spans that wake the spooler at once: with SPOOL_INTERVAL, the bound of the SIGKILL loss window.
+SPOOL_WAKE_AT = 64
 #: Largest ``max_batch``: the most records the cost API accepts in one request.
 MAX_BATCH_LIMIT = c.MAX_RECORDS_PER_REQUEST
 
@@ -103,7 +147,11 @@ class CostAPIExporter(SpanExporter):
     """Owns the queue, the spool and the two background threads; all arguments are validated here, at
     configuration time. Usually fed by :class:`CostRecordProcessor` (see :func:`build_cost_processor`),
     which also sees unsampled GenAI spans; as a plain ``SpanExporter`` behind another processor it only
-    gets what that processor exports (a ``BatchSpanProcessor`` would drop unsampled calls' records)."""
+    gets what that processor exports (a ``BatchSpanProcessor`` would drop unsampled calls' records).
+
+    ``spool_path=None`` means the default, one file per destination
+    (:func:`llm_otel.config.default_spool_path`), with a temporary fallback when that location is unusable.
+    """
 
     def __init__(
         self,
@@ -137,8 +185,15 @@ class CostAPIExporter(SpanExporter):
         _check_number("cost_api_shutdown_timeout", shutdown_timeout, 0.0, 3600)
         if spool_path is not None and not isinstance(spool_path, (str, os.PathLike)):
             raise ConfigError("spool_path", spool_path, "must be a path")
-        self.spool_path = Path(os.fspath(spool_path or default_spool_path())).expanduser()
         self.organization_id = organization_id
+        #: Rows are recorded for, and only ever sent to, this URL + organization.
+        self.destination = destination_key(self.url, organization_id)
+        self._spool_given = spool_path is not None
+        chosen = spool_path if spool_path is not None else default_spool_path(self.url, organization_id)
+        self.spool_path = Path(os.fspath(chosen)).expanduser()
+        #: True when the chosen location was unusable and records go to a per-process temporary spool.
+        self.temporary_spool = False
+        self._temporary_owner = 0
         self.timeout = float(timeout)
         self.max_batch = max_batch
         self.flush_interval = float(flush_interval)
@@ -147,6 +202,8 @@ class CostAPIExporter(SpanExporter):
         self.shutdown_timeout = float(shutdown_timeout)
         self._slow_retry_interval = float(slow_retry_interval)
         self._backoff = Backoff(retry_initial, retry_max, max(300.0, retry_max))
+        self._logged: set[str] = set()
+        self._open_spool()  # ConfigError if unusable and chosen by the user
         self.dead_letter = DeadLetterFile(dead_letter_path(self.spool_path))
         #: Finished spans waiting for the spooler. Appended to by the application thread only.
         self.queue: deque[ReadableSpan] = deque()
@@ -158,34 +215,105 @@ class CostAPIExporter(SpanExporter):
 
     # -- lifecycle
 
+    def _open_spool(self) -> None:
+        """Check the spool at start-up: move a damaged one aside, fall back from an unusable default."""
+        path = self.spool_path
+        try:
+            legacy = prepare(path)
+        except SpoolDamaged as exc:
+            kept = quarantine(path)
+            SPOOL_DAMAGED.inc()
+            legacy = self._prepare_or_fallback(path)
+            copied, total = salvage(kept, self._new_spool())
+            lost = None if total is None else max(0, total - copied)
+            if lost:
+                RECORDS_DROPPED.labels("spool_damaged").inc(lost)
+            logger.warning(
+                "llm-otel: the cost spool %s is damaged (%s); moved it to %s and started a new one; "
+                "%d record(s) recovered from it, %s unreadable",
+                path,
+                exc,
+                kept,
+                copied,
+                "an unknown number" if lost is None else lost,
+            )
+        except SpoolUnusable as exc:
+            legacy = self._fallback(path, exc)
+        where = self.spool_path
+        if not legacy and not self._spool_given:  # the former default file, shared by every app
+            where = path.with_name("spool.sqlite")
+            legacy = legacy_rows(where)
+        if legacy:
+            logger.warning(
+                "llm-otel: %d cost record(s) written by an older llm-otel in %s do not say which cost API "
+                "they are for; they are left there and not sent",
+                legacy,
+                where,
+            )
+
+    def _prepare_or_fallback(self, path: Path) -> int:
+        try:
+            return prepare(path)
+        except (SpoolDamaged, SpoolUnusable) as exc:
+            return self._fallback(path, exc)
+
+    def _fallback(self, path: Path, exc: Exception) -> int:
+        if self._spool_given:
+            raise ConfigError("spool_path", str(path), f"cannot use the SQLite spool: {exc}") from exc
+        directory = Path(tempfile.mkdtemp(prefix="llm-otel-spool-"))
+        self.spool_path = directory / path.name
+        self.temporary_spool = True
+        self._temporary_owner = os.getpid()  # a forked child shares it, and leaves it to this process
+        logger.warning(
+            "llm-otel: cannot use the default cost spool %s (%s); using %s for this process only: records "
+            "not delivered before it exits are not replayed by the next one. Set spool_path "
+            "(LLM_OTEL_SPOOL_PATH) to a writable location.",
+            path,
+            exc,
+            self.spool_path,
+        )
+        try:
+            return prepare(self.spool_path)
+        except (SpoolDamaged, SpoolUnusable) as again:
+            raise ConfigError("spool_path", str(path), f"no usable spool location: {again}") from again
+
+    def _new_spool(self, **kwargs: Any) -> Spool:
+        return Spool(self.spool_path, self.spool_max_records, self.destination, **kwargs)
+
     def _start(self) -> None:
-        self._spooler_db = Spool(self.spool_path, self.spool_max_records)  # ConfigError if unusable
-        self._sender_db = Spool(self.spool_path, self.spool_max_records)
+        self._spooler_db = self._new_spool()
+        self._sender_db = self._new_spool()
+        #: The application thread's own connection, used only when the queue is full: it never waits for
+        #: our other threads (their spans stay queued instead) and waits CALLER_BUSY_TIMEOUT for others.
+        self._caller_db = self._new_spool(busy_timeout=CALLER_BUSY_TIMEOUT, lock_timeout=0.0)
+        self._caller_db.connect()
         self._transport = Transport(self.url, self._api_key)
         self._batch_limit = self.max_batch
         self._not_before = 0.0
-        self._logged: set[str] = set()
+        #: Until then the application thread does not try the spool (it was found busy or failing).
+        self._spool_blocked_until = 0.0
+        self._spool_blocked_reason = "spool_busy"
         self._drain_lock = threading.Lock()
-        self._overflow_lock = threading.Lock()
-        self._overflow_db: Spool | None = None
+        #: Mapped records the spool refused (busy, failing), written before any newer span.
+        self._pending: list[tuple[str, str]] = []
         self._send_lock = threading.Lock()
         self._stopping = threading.Event()
         self.spool_wake = threading.Event()
         self._send_wake = threading.Event()
-        depth = self._sender_db.count()
-        SPOOL_DEPTH.set(depth)
-        if depth:
-            self._send_wake.set()  # replay what a previous process left behind, right away
+        with contextlib.suppress(Exception):  # busy: the sender sets it after its first round
+            SPOOL_DEPTH.set(self._sender_db.count())
+        self._send_wake.set()  # replay what a previous process left behind, right away
         self._spooler = threading.Thread(target=self._spooler_loop, name="llm-otel-cost-spooler", daemon=True)
         self._sender = threading.Thread(target=self._sender_loop, name="llm-otel-cost-sender", daemon=True)
         self._spooler.start()
         self._sender.start()
 
     def _after_fork(self) -> None:
-        """The child has no threads and must not use the parent's SQLite connections or socket."""
+        """In the child: no threads, and the parent's locks, connections and socket are not ours (the spool
+        module closed every connection before the fork). Start afresh; the parent spools what was queued."""
         if self._shut_down:
             return
-        self.queue.clear()  # the parent spools these
+        self.queue.clear()
         self._transport.forget()
         self._start()
 
@@ -194,8 +322,9 @@ class CostAPIExporter(SpanExporter):
         what is left stays in the spool for the next process (``spool_depth()`` tells how much)."""
         if self._shut_down:
             return
-        self._shut_down = True
         deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
+        self.spool_queued(deadline)
+        self._shut_down = True
         self._stopping.set()
         self.spool_wake.set()
         self._send_wake.set()
@@ -203,14 +332,45 @@ class CostAPIExporter(SpanExporter):
         self._sender.join(max(0.0, deadline - time.monotonic()))
         if not self._flush(deadline):
             logger.info("llm-otel: cost API not reached before the shutdown deadline; records stay spooled")
+        if (self.queue or self._pending) and not self._spooler.is_alive():
+            lost = len(self.queue) + len(self._pending)
+            self.queue.clear()
+            self._pending = []
+            RECORDS_DROPPED.labels("shutdown").inc(lost)
+            logger.warning("llm-otel: %d cost record(s) could not be spooled before exit (spool busy)", lost)
         if not self._spooler.is_alive() and not self._sender.is_alive():
             self._transport.close()
-            self._spooler_db.close()
-            self._sender_db.close()
-            with self._overflow_lock:
-                if self._overflow_db is not None:
-                    self._overflow_db.close()
-                    self._overflow_db = None
+            for db in (self._spooler_db, self._sender_db, self._caller_db):
+                db.close()
+            if self.temporary_spool and os.getpid() == self._temporary_owner:
+                self._leave_temporary_spool()
+
+    def _leave_temporary_spool(self) -> None:
+        left = count_records(self.spool_path)
+        if left:
+            RECORDS_DROPPED.labels("temporary_spool").inc(left)
+            logger.warning(
+                "llm-otel: %d cost record(s) left undelivered in the temporary spool %s (not replayed)",
+                left,
+                self.spool_path,
+            )
+        elif not dead_letter_path(self.spool_path).exists():
+            shutil.rmtree(self.spool_path.parent, ignore_errors=True)
+
+    def spool_queued(self, deadline: float) -> bool:
+        """Commit every queued span to the spool now, on this thread, retrying a busy spool until
+        ``deadline`` (``time.monotonic()``); True when the queue is empty."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if self._drain_lock.acquire(timeout=max(0.0, remaining)):
+                try:
+                    if self._drain(self._spooler_db):
+                        return True
+                finally:
+                    self._drain_lock.release()
+            if time.monotonic() >= deadline:
+                return not self.queue and not self._pending
+            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """SpanExporter API: queue llm-otel's spans (never blocks on the network)."""
@@ -226,7 +386,7 @@ class CostAPIExporter(SpanExporter):
         depth = len(queue)
         if depth < self.max_queue:
             queue.append(span)
-            if depth + 1 == self.max_batch:
+            if depth + 1 == SPOOL_WAKE_AT:
                 self.spool_wake.set()
         else:
             self.spool_overflow(span)
@@ -239,11 +399,14 @@ class CostAPIExporter(SpanExporter):
         return self._flush(time.monotonic() + timeout)
 
     def _flush(self, deadline: float) -> bool:
+        if not self.spool_queued(deadline):
+            return False
         if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             return False
         try:
-            self._drain(self._sender_db)
             return self._send_all(deadline)
+        except SpoolBusy:
+            return False
         except Exception as exc:
             report("cost_export.flush", exc)
             return False
@@ -251,8 +414,8 @@ class CostAPIExporter(SpanExporter):
             self._send_lock.release()
 
     def spool_depth(self) -> int:
-        """Records currently in the spool file (all processes sharing it)."""
-        return count_records(self.spool_path)
+        """Records for this exporter's destination currently in the spool file (all processes)."""
+        return count_records(self.spool_path, self.destination)
 
     # -- spooler: memory -> disk
 
@@ -261,18 +424,21 @@ class CostAPIExporter(SpanExporter):
             self.spool_wake.wait(SPOOL_INTERVAL)
             self.spool_wake.clear()
             stopping = self._stopping.is_set()
-            try:
-                self._drain(self._spooler_db)
-            except Exception as exc:
-                report("cost_export.spooler", exc)
+            with self._drain_lock:
+                done = self._drain(self._spooler_db)
             if stopping:
                 return
+            if not done:  # the spool is busy or failing: try again in an interval, not at every wake-up
+                self._stopping.wait(SPOOL_INTERVAL)
 
     def spool_overflow(self, span: ReadableSpan) -> None:
-        """Application thread, queue full (the spooler cannot keep up with the call rate): write this one
-        span to the spool right here. Slower for this call (~0.1 ms), but the record is kept; it is
-        dropped (and counted) only if the spool itself refuses it."""
+        """Application thread, queue full (the spooler cannot keep up, or the spool is busy): write this one
+        span to the spool right here, waiting at most a few ms; drop it (counted) when the spool is busy,
+        failing or full."""
         self.spool_wake.set()
+        if time.monotonic() < self._spool_blocked_until:
+            RECORDS_DROPPED.labels(self._spool_blocked_reason).inc()
+            return
         self._log_once(
             "queue_full",
             "llm-otel: cost record queue full (%d); spooling on the caller thread",
@@ -280,13 +446,23 @@ class CostAPIExporter(SpanExporter):
         )
         try:
             record = records.span_to_record(span, self.organization_id)
-            if record is None:
-                return
-            with self._overflow_lock:
-                if self._overflow_db is None:
-                    self._overflow_db = Spool(self.spool_path, self.spool_max_records)
-                inserted, dropped = self._overflow_db.add([(record[c.ID], records.encode(record))])
         except Exception as exc:
+            RECORDS_DROPPED.labels("unmappable").inc()
+            report("cost_export.map", exc)
+            return
+        if record is None:
+            return
+        try:
+            inserted, dropped = self._caller_db.add([(record[c.ID], records.encode(record))])
+        except SpoolBusy as exc:
+            if exc.in_process and len(self.queue) < self.max_queue + MAX_BATCH_LIMIT:
+                self.queue.append(span)  # our spooler is committing right now and takes it next
+                return
+            self._spool_failed("spool_busy", exc)
+            RECORDS_DROPPED.labels("spool_busy").inc()
+            return
+        except Exception as exc:
+            self._spool_failed("spool_error", exc)
             RECORDS_DROPPED.labels("spool_error").inc()
             report("cost_export.overflow", exc)
             return
@@ -294,47 +470,77 @@ class CostAPIExporter(SpanExporter):
         if dropped:
             RECORDS_DROPPED.labels("spool_full").inc(dropped)
 
-    def _drain(self, db: Spool) -> None:
-        """Map every queued span to a record and commit them to the spool (1000 per transaction)."""
+    def _spool_failed(self, reason: str, exc: BaseException) -> None:
+        """The spool refused a write: the application thread stops trying it for an interval."""
+        if isinstance(exc, SpoolBusy) and exc.in_process:
+            return  # our own spooler is writing: not a reason to stop trying
+        self._spool_blocked_reason = reason
+        # Longer than the spooler's retry cadence: while it keeps failing, callers do not try at all.
+        self._spool_blocked_until = time.monotonic() + 2 * SPOOL_INTERVAL + BACKGROUND_BUSY_TIMEOUT
+        if reason == "spool_busy":
+            self._log_once(
+                "spool_busy",
+                "llm-otel: the cost spool %s is locked by another process; records queue in memory up to "
+                "%d, then are dropped and counted",
+                self.spool_path,
+                self.max_queue,
+            )
+
+    def _drain(self, db: Spool) -> bool:
+        """Map every queued span to a record and commit them to the spool (1000 per transaction). Caller
+        holds ``_drain_lock``. False when the spool refused a write: the records of that transaction are
+        kept, already mapped, and written first next time (a busy spool costs no CPU while it waits)."""
         queue = self.queue
-        with self._drain_lock:
-            while queue:
+        while self._pending or queue:
+            rows = self._pending
+            if not rows:
                 spans: list[ReadableSpan] = []
                 try:
                     while len(spans) < MAX_BATCH_LIMIT:
                         spans.append(queue.popleft())
                 except IndexError:
                     pass
-                rows: list[tuple[str, str]] = []
-                for span in spans:
-                    try:
-                        record = records.span_to_record(span, self.organization_id)
-                    except Exception as exc:
-                        report("cost_export.map", exc)
-                        RECORDS_DROPPED.labels("unmappable").inc()
-                        continue
-                    if record is not None:
-                        rows.append((record[c.ID], records.encode(record)))
-                try:
-                    inserted, dropped = db.add(rows)
-                except Exception as exc:
-                    # Disk full, or the file locked for > 30 s: keep the spans and try again next tick. If
-                    # this persists, the queue bound turns it into counted drops on the application thread.
-                    queue.extendleft(reversed(spans))
+                rows = self._map(spans)
+            try:
+                inserted, dropped = db.add(rows)
+            except Exception as exc:
+                # Locked by another process, disk full: keep the records and try again later. If this
+                # persists, the queue bound turns it into counted drops on the application thread.
+                self._pending = rows
+                if isinstance(exc, SpoolBusy):
+                    self._spool_failed("spool_busy", exc)
+                else:
+                    self._spool_failed("spool_error", exc)
                     report("cost_export.spool_write", exc)
-                    return
-                RECORDS_SPOOLED.inc(inserted)
-                if dropped:
-                    RECORDS_DROPPED.labels("spool_full").inc(dropped)
-                    self._log_once(
-                        "spool_full",
-                        "llm-otel: cost spool full (%d records); new records are being dropped",
-                        self.spool_max_records,
-                    )
-                if inserted:
-                    SPOOL_DEPTH.inc(inserted)
-                    if inserted >= self.max_batch or len(rows) >= self.max_batch:
-                        self._send_wake.set()
+                return False
+            self._pending = []
+            self._spool_blocked_until = 0.0
+            RECORDS_SPOOLED.inc(inserted)
+            if dropped:
+                RECORDS_DROPPED.labels("spool_full").inc(dropped)
+                self._log_once(
+                    "spool_full",
+                    "llm-otel: cost spool full (%d records); new records are being dropped",
+                    self.spool_max_records,
+                )
+            if inserted:
+                SPOOL_DEPTH.inc(inserted)
+                if inserted >= self.max_batch or len(rows) >= self.max_batch:
+                    self._send_wake.set()
+        return True
+
+    def _map(self, spans: list[ReadableSpan]) -> list[tuple[str, str]]:
+        rows: list[tuple[str, str]] = []
+        for span in spans:
+            try:
+                record = records.span_to_record(span, self.organization_id)
+            except Exception as exc:
+                report("cost_export.map", exc)
+                RECORDS_DROPPED.labels("unmappable").inc()
+                continue
+            if record is not None:
+                rows.append((record[c.ID], records.encode(record)))
+        return rows
 
     # -- sender: disk -> HTTP
 
@@ -352,6 +558,8 @@ class CostAPIExporter(SpanExporter):
                 try:
                     self._send_all(None)
                     SPOOL_DEPTH.set(self._sender_db.count())
+                except SpoolBusy:
+                    pass  # another process is writing; next round
                 except Exception as exc:
                     report("cost_export.sender", exc)
                     self._not_before = time.monotonic() + self._backoff.next_delay()
@@ -406,7 +614,7 @@ class CostAPIExporter(SpanExporter):
         if status == 413:
             if len(batch) > 1:
                 self._batch_limit = max(1, len(batch) // 2)
-                self._sender_db.release(ids)
+                self._release(ids)
                 self._log_once("413", "llm-otel: cost API said 413; batch size now %d", self._batch_limit)
                 return True
             self._settle(batch, {ids[0]: "413 Payload Too Large for a single record"}, status)
@@ -415,7 +623,7 @@ class CostAPIExporter(SpanExporter):
             return self._retry_later(ids, parse_retry_after(resp.retry_after), f"HTTP {status}")
         # 401/403 (bad key), 3xx (we never follow: the key would leak), other 4xx (wrong URL): a setting is
         # wrong. Keep everything spooled and retry slowly, in case someone fixes the server side.
-        self._sender_db.release(ids)
+        self._release(ids)
         RECORDS_RETRIED.inc(len(ids))
         self._not_before = time.monotonic() + self._slow_retry_interval
         self._log_once(
@@ -439,7 +647,7 @@ class CostAPIExporter(SpanExporter):
                 len(errors),
                 self.dead_letter.path,
             )
-        self._sender_db.delete([rid for rid, _ in batch])
+        self._delete([rid for rid, _ in batch])
         RECORDS_SENT.inc(len(batch) - len(errors))
         LAST_SUCCESS.set(time.time())
         self._backoff.reset()
@@ -447,8 +655,25 @@ class CostAPIExporter(SpanExporter):
             logger.info("llm-otel: cost API %s reachable again", self.url)
             self._logged -= {"unreachable", "http401", "http403"}
 
+    def _delete(self, ids: list[str]) -> None:
+        """Forget acknowledged rows; a busy spool is retried for a while (a row left behind would only be
+        re-sent after its lease, and the server would count it once)."""
+        for attempt in range(40):
+            try:
+                self._sender_db.delete(ids)
+                return
+            except SpoolBusy:
+                if attempt == 39 or self._stopping.wait(0.05):
+                    break
+        self._log_once("delete_busy", "llm-otel: cost spool busy; acknowledged records will be re-sent")
+
+    def _release(self, ids: list[str]) -> None:
+        """Give the lease back; when the spool is busy the lease simply expires."""
+        with contextlib.suppress(SpoolBusy):
+            self._sender_db.release(ids)
+
     def _retry_later(self, ids: list[str], retry_after: float | None, why: str) -> bool:
-        self._sender_db.release(ids)
+        self._release(ids)
         RECORDS_RETRIED.inc(len(ids))
         delay = self._backoff.next_delay(retry_after)
         self._not_before = time.monotonic() + delay

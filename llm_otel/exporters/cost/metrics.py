@@ -28,8 +28,15 @@ RECORDS_DEAD_LETTERED = Counter(
 )
 RECORDS_DROPPED = Counter(
     "llm_otel_cost_export_records_dropped",
-    "Records lost: spool at its size cap, spool unwritable, or a span that could not be mapped.",
+    "Records lost, by reason: spool_full (size cap), spool_busy (locked by another process while the queue "
+    "was full), spool_error (unwritable), unmappable, spool_damaged (unreadable in a damaged spool), "
+    "shutdown (not spooled by the deadline), temporary_spool (left in a per-process fallback spool).",
     ["reason"],
+    registry=REGISTRY,
+)
+SPOOL_DAMAGED = Counter(
+    "llm_otel_cost_export_spool_damaged",
+    "Damaged spool files found at start-up, moved aside (kept next to the spool) and replaced by a new one.",
     registry=REGISTRY,
 )
 SPOOL_DEPTH = Gauge(
