@@ -294,6 +294,10 @@ class Settings:
     max_model_labels: int = option(200, "LLM_OTEL_MAX_MODEL_LABELS", parse=parse_positive_int)
     inject_stream_usage: bool = option(True, "LLM_OTEL_STREAM_USAGE", parse=parse_bool)
     latest_semconv: bool = option(False, "OTEL_SEMCONV_STABILITY_OPT_IN", parse=parse_opt_in)
+    #: The live view (/live on the metrics endpoint, llm_otel.live); off costs nothing per call.
+    live: bool = option(True, "LLM_OTEL_LIVE", parse=parse_bool)
+    #: Bearer token for /live; required (else /live stays off) when prometheus_host is not loopback.
+    live_token: str | None = option(None, "LLM_OTEL_LIVE_TOKEN", parse=parse_text)
     #: Where each value came from: the keyword, or the environment variable's name (absent = default).
     sources: dict[str, str] = field(default_factory=dict, repr=False)
 

@@ -4,6 +4,7 @@ TracerProvider (the application's SDK provider if it set one, else a new global 
   - an OTLP span exporter behind a BatchSpanProcessor, when asked for (keyword or standard OTEL_* vars);
   - the Prometheus metrics processor (+ its HTTP endpoint unless the port is 0);
   - the cost processor that forwards records to the cost API, when a URL is configured;
+  - the live view's registry (``live``), served at ``/live`` on the metrics endpoint;
 and the client instrumentors, which share one :class:`Telemetry` (tracer, price table, content mode).
 """
 
@@ -124,6 +125,7 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
     provider, owns = _provider(settings, tracer_provider)
     processors: list[SpanProcessor] = []
     metrics_server = None
+    live = None
     try:
         if settings.otlp_endpoint and (owns or not settings.otlp_from_env):
             processors.append(_otlp_processor(settings))
@@ -137,8 +139,16 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
                 latest_semconv=settings.latest_semconv,
             )
         )
+        if settings.live:
+            from .live import start_live, wrap_for
+
+            live = start_live(settings.live_token)
         if settings.prometheus_port:
-            metrics_server = start_metrics_server(settings.prometheus_host, settings.prometheus_port)
+            metrics_server = start_metrics_server(
+                settings.prometheus_host,
+                settings.prometheus_port,
+                wrap_app=wrap_for(settings.prometheus_host, live) if live is not None else None,
+            )
 
         if settings.cost_api_url:
             from .exporters.cost import build_cost_processor
@@ -154,14 +164,19 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
     except Exception:
         for processor in processors:
             processor.shutdown()
+        if live is not None:
+            live.shutdown()
         if metrics_server is not None:
             metrics_server.stop()
         raise
     for processor in processors:
         provider.add_span_processor(processor)
+    if live is not None:  # fed by the calls themselves (Telemetry.live); flushed and shut down with the rest
+        processors.append(live)
 
     global _active
     telemetry = build_telemetry(settings, provider, prices)
+    telemetry.live = live
     instrumentors = _start_instrumentors(settings, provider, telemetry)
     handle = Instrumentation(settings, provider, owns, telemetry, processors, metrics_server, instrumentors)
     atexit.register(handle.shutdown)
