@@ -16,7 +16,8 @@ PYTHONHASHSEED is fixed, so the counts repeat to within a fraction of a percent.
 
 Variants: baseline (uninstrumented), bare_span (hand-written wrapt wrapper, CLIENT span, 10 attributes),
 llm_otel (``llm_otel.instrument(prometheus_port=0, tracer_provider=...)``: spans, pricing, Prometheus
-processor), llm_otel_span_only (the OpenAI instrumentor + pricing, no metrics processor), official
+processor, live view), llm_otel_no_live (the same with ``live=False``), llm_otel_span_only (the OpenAI
+instrumentor + pricing, no metrics processor), official
 (opentelemetry-instrumentation-genai-openai), openllmetry (opentelemetry-instrumentation-openai,
 TRACELOOP_TRACE_CONTENT=false, metrics code on but against the global no-op MeterProvider).
 ``--profile`` adds ablations of llm_otel (pieces switched off by monkeypatching in the benchmark process,
@@ -294,6 +295,11 @@ def _setup_variant(variant: str, provider: Any) -> None:
         return
     if variant == "bare_span":
         _bare_span(provider, "")
+        return
+    if variant == "llm_otel_no_live":  # instrument() with the live view off: llm_otel minus it
+        import llm_otel
+
+        llm_otel.instrument(prometheus_port=0, tracer_provider=provider, live=False)
         return
     if variant in ("llm_otel", "llm_otel_no_onstart"):
         import llm_otel

@@ -1,5 +1,5 @@
 """The ``llm-otel`` command: ``cost-api`` (reference server), ``costs`` (report from a cost API) and
-``--version``."""
+``--version``, ``top`` (the live view in a terminal)."""
 
 from __future__ import annotations
 
@@ -103,6 +103,12 @@ def _cmd_costs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_top(args: argparse.Namespace) -> int:
+    from .live.top import TOKEN_ENV, run
+
+    return run(args.url, args.token or env(TOKEN_ENV), once=args.once)
+
+
 def _iso(when: datetime) -> str:
     return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -170,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--json", action="store_true", help="print the raw JSON answer")
     costs.add_argument("--timeout", type=float, default=10.0)
     costs.set_defaults(func=_cmd_costs)
+
+    top = sub.add_parser("top", help="watch LLM calls live (in flight, errors, totals) in the terminal")
+    top.add_argument(
+        "--url",
+        default="http://127.0.0.1:9464/live",
+        help="the live view: the metrics endpoint's host:port or the /live URL (default %(default)s)",
+    )
+    top.add_argument("--token", help="bearer token (default $LLM_OTEL_LIVE_TOKEN)")
+    top.add_argument("--once", action="store_true", help="print one snapshot as text and exit")
+    top.set_defaults(func=_cmd_top)
     return parser
 
 

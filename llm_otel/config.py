@@ -320,6 +320,10 @@ class Settings:
     latest_semconv: bool = option(False, "OTEL_SEMCONV_STABILITY_OPT_IN", parse=parse_opt_in)
     #: Longest time ``shutdown()`` (and so interpreter exit) waits for every exporter together, in seconds.
     shutdown_timeout: float = option(3.0, "LLM_OTEL_SHUTDOWN_TIMEOUT", parse=parse_seconds)
+    #: The live view (/live on the metrics endpoint, llm_otel.live); off costs nothing per call.
+    live: bool = option(True, "LLM_OTEL_LIVE", parse=parse_bool)
+    #: Bearer token for /live; required (else /live stays off) when prometheus_host is not loopback.
+    live_token: str | None = option(None, "LLM_OTEL_LIVE_TOKEN", parse=parse_text)
     #: Where each value came from: the keyword, or the environment variable's name (absent = default).
     sources: dict[str, str] = field(default_factory=dict, repr=False)
 

@@ -206,8 +206,10 @@ class TrackedCall:
         """One streamed chunk arrived: the first sets the time to first chunk."""
         self.chunks += 1
         call = self._call
-        if call is not None and not call.first_chunk_ns:
-            call.mark_first_chunk()
+        if call is not None:
+            call.chunks += 1  # the live view's chunk count
+            if not call.first_chunk_ns:
+                call.mark_first_chunk()
 
     def set_attributes(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> None:
         """Further span attributes (primitive values or lists of them), set when the call ends."""

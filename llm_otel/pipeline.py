@@ -5,6 +5,7 @@ TracerProvider (the application's SDK provider if it set one, else a new global 
   - an OTLP span exporter behind a BatchSpanProcessor, when asked for (keyword or standard OTEL_* vars);
   - the Prometheus metrics processor (+ its HTTP endpoint unless the port is 0 or taken);
   - the cost processor that forwards records to the cost API, when a URL is configured;
+  - the live view's registry (``live``), served at ``/live`` on the metrics endpoint;
 and the client instrumentors, which share one :class:`Telemetry` (tracer, price table, content mode).
 
 The SDK's provider cannot remove a processor, so llm-otel adds exactly one to each provider and swaps what
@@ -251,6 +252,8 @@ class Instrumentation:
         self._shut = False
         self._lock = threading.Lock()
         self.warned_arguments = False
+        #: The live view's registry (fed by the calls themselves, not a span processor); None when off.
+        self.live: Any = None
 
     @property
     def prometheus_port(self) -> int | None:
@@ -287,6 +290,11 @@ class Instrumentation:
         if held is not None:
             held.release(self.processors)
         shutdown_processors(self.processors, budget)
+        if self.live is not None:
+            try:
+                self.live.shutdown()
+            except Exception:
+                logger.exception("llm-otel: stopping the live view failed")
         if self.metrics_server is not None:
             try:
                 self.metrics_server.stop_within(max(0.0, deadline - time.monotonic()))
@@ -294,11 +302,13 @@ class Instrumentation:
                 logger.exception("llm-otel: stopping the metrics endpoint failed")
 
 
-def _metrics_server(settings: Settings) -> Any:
+def _metrics_server(settings: Settings, wrap_app: Any = None) -> Any:
+    """The /metrics endpoint (``wrap_app``: the live view routed in front of it), or None if the port is
+    taken."""
     from .exporters.prometheus.server import PortInUseError, start_metrics_server
 
     try:
-        return start_metrics_server(settings.prometheus_host, settings.prometheus_port)
+        return start_metrics_server(settings.prometheus_host, settings.prometheus_port, wrap_app=wrap_app)
     except PortInUseError as exc:
         source = settings.sources.get("prometheus_port", "default")
         logger.warning(
@@ -321,6 +331,7 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
     provider, owns = _provider(settings, tracer_provider)
     processors: list[SpanProcessor] = []
     metrics_server = None
+    live = None
     try:
         if settings.otlp_endpoint and (owns or not settings.otlp_from_env):
             processors.append(_otlp_processor(settings))
@@ -334,8 +345,13 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
                 latest_semconv=settings.latest_semconv,
             )
         )
+        if settings.live:
+            from .live import start_live, wrap_for
+
+            live = start_live(settings.live_token)
         if settings.prometheus_port:
-            metrics_server = _metrics_server(settings)
+            wrap = wrap_for(settings.prometheus_host, live) if live is not None else None
+            metrics_server = _metrics_server(settings, wrap)
 
         if settings.cost_api_url:
             from .exporters.cost import build_cost_processor
@@ -352,6 +368,8 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
             )
     except Exception:
         shutdown_processors(processors, 0.0)
+        if live is not None:
+            live.shutdown()
         if metrics_server is not None:
             metrics_server.stop()
         raise
@@ -359,8 +377,10 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
 
     global _active
     telemetry = build_telemetry(settings, provider, prices)
+    telemetry.live = live
     instrumentors = _start_instrumentors(settings, provider, telemetry)
     handle = Instrumentation(settings, provider, owns, telemetry, processors, metrics_server, instrumentors)
+    handle.live = live
     atexit.register(handle.shutdown)
     _active = telemetry
     return handle

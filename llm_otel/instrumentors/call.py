@@ -46,6 +46,8 @@ class Telemetry:
     provider_hosts: dict[Any, str] = field(default_factory=dict)
     #: Cap of each captured content attribute (message JSON), in characters: trailing messages are dropped.
     max_total_chars: int = 131_072
+    #: The live view's registry (llm_otel.live): told when a call starts and ends; None = off.
+    live: Any = None
 
 
 class Outcome:
@@ -98,6 +100,7 @@ class GenAICall:
         "request_model",
         "start_ns",
         "first_chunk_ns",
+        "chunks",
         "ended",
         "event_content",
     )
@@ -116,6 +119,7 @@ class GenAICall:
         self.request_model = request_model
         self.ended = False
         self.first_chunk_ns = 0
+        self.chunks = 0  # streamed chunks received so far (the stream proxies count; the live view reads)
         #: input content kept for the end-of-call event when content capture goes to events
         self.event_content: dict[str, Any] | None = None
         # What the conventions ask for at span start (samplers may read it) goes through the SDK's
@@ -156,6 +160,8 @@ class GenAICall:
             attributes.update(tags)
         if attributes and span.is_recording():
             set_attributes_fast(span, attributes)
+        if telemetry.live is not None:
+            telemetry.live.started(self)
 
     # -- context: the span is current while the client's own code runs (HTTP child spans nest) --------
     def activate(self) -> object:
@@ -255,6 +261,8 @@ class GenAICall:
             self.span.end(end_time_ns)
         except Exception as exc:
             guard.report("span.end", exc)
+        if self.telemetry.live is not None:
+            self.telemetry.live.ended(self)
 
     def _end_attributes(self, outcome: Outcome | None, abandoned: bool) -> dict[str, Any]:
         attrs: dict[str, Any] = {}

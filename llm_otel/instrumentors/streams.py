@@ -89,6 +89,7 @@ class SyncIteratorProxy(_ProxyBase):
                     call.deactivate(token)
             if not call.first_chunk_ns:
                 call.mark_first_chunk()
+            call.chunks += 1
             try:
                 hidden = acc.add(item)
             except Exception as exc:
@@ -145,6 +146,7 @@ class AsyncIteratorProxy(_ProxyBase):
                     call.deactivate(token)
             if not call.first_chunk_ns:
                 call.mark_first_chunk()
+            call.chunks += 1
             try:
                 hidden = acc.add(item)
             except Exception as exc:

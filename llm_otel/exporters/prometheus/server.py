@@ -76,13 +76,14 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes are not worth a stderr line each."""
 
 
-def _bind(host: str, port: int, registry: Collector) -> _Server:
+def _bind(host: str, port: int, registry: Collector, wrap_app: Callable[..., Any] | None = None) -> _Server:
     """prometheus-client's start_http_server, but serve_forever polls every 50 ms so stop() is quick
     (its default 0.5 s made every shutdown wait)."""
     family, _, _, _, sockaddr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)[0]
     server_class = type("_MetricsServer", (_Server,), {"address_family": family})
     httpd: _Server = server_class(sockaddr[:2], _QuietHandler)
-    httpd.set_app(_fork_safe(prometheus_client.make_wsgi_app(registry)))
+    app = _fork_safe(prometheus_client.make_wsgi_app(registry))
+    httpd.set_app(wrap_app(app) if wrap_app is not None else app)
     return httpd
 
 
@@ -159,9 +160,14 @@ def _valid_host(host: object) -> str:
 
 
 def start_metrics_server(
-    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, registry: Collector | None = None
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    registry: Collector | None = None,
+    wrap_app: Callable[..., Any] | None = None,
 ) -> MetricsServer:
     """Serve ``/metrics`` on ``host:port`` from a daemon thread. Port 0 binds a free port (see ``.port``).
+    ``wrap_app(metrics_app)`` -> the WSGI app actually served (the live view routes ``/live*`` this way).
 
     Raises ConfigError for a bad host/port or when the address cannot be bound (unknown host, permission),
     :class:`PortInUseError` (a ConfigError) when the port is taken.
@@ -170,7 +176,7 @@ def start_metrics_server(
     port = _valid_port(port)
     try:
         served = serving_registry(registry)
-        httpd = _bind(host, port, served)
+        httpd = _bind(host, port, served, wrap_app)
     except socket.gaierror as exc:
         raise ConfigError("prometheus_host", host, f"cannot resolve: {exc}") from exc
     except OSError as exc:
