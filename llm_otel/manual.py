@@ -11,20 +11,16 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from . import guard
+from . import guard, values
 from . import semconv as sc
-from .cost_contract import MAX_TEXT_CHARS, MAX_TOKENS
+from .cost_contract import MAX_TEXT_CHARS
 from .instrumentors.call import GenAICall, Outcome, Telemetry
-
-logger = logging.getLogger("llm_otel")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,19 +49,13 @@ TOKEN_FIELDS = (
 _current: contextvars.ContextVar[TrackedCall | None] = contextvars.ContextVar(
     "llm_otel_tracked", default=None
 )
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
 _fallback: Telemetry | None = None
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _warn_once(what: str, value: Any, why: str) -> None:
-    with _warned_lock:
-        if what in _warned:
-            return
-        _warned.add(what)
-    logger.warning("llm-otel: %s=%r %s; left off the span (further such values are dropped silently)",
-                   what, value, why)  # fmt: skip
+def _reject(site: str, what: str, value: Any, why: str) -> None:
+    """A wrong value from the user: left off, counted and logged once per site (``guard.reject``)."""
+    guard.reject(site, f"{what}={values.clean_text(repr(value)[:80])} {why}")
 
 
 def _telemetry() -> Telemetry:
@@ -84,27 +74,14 @@ def _telemetry() -> Telemetry:
     return _fallback
 
 
-def _count(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer() and 0 <= value <= MAX_TOKENS:
-            return int(value)
-        _warn_once(name, value, "is not a whole number of tokens")
-        return None
-    if not 0 <= value <= MAX_TOKENS:
-        _warn_once(name, value, f"is outside 0..{MAX_TOKENS}")
-        return None
-    return value
-
-
-def _text(name: str, value: Any) -> str | None:
+def _text(site: str, what: str, value: Any) -> str | None:
+    """A non-blank string, made encodable; anything else is rejected (None)."""
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        _warn_once(name, value, "is not a non-empty string")
+        _reject(site, what, value, "is not a non-empty string")
         return None
-    return value
+    return values.clean_text(value)
 
 
 def _request_attributes(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,8 +89,8 @@ def _request_attributes(params: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in params.items():
         spec = REQUEST_PARAMS.get(key)
         if spec is None:
-            _warn_once(
-                f"track({key}=...)", value, f"is not a known request parameter ({', '.join(REQUEST_PARAMS)})"
+            _reject(
+                "track.request", key, value, f"is not a known request parameter ({', '.join(REQUEST_PARAMS)})"
             )
             continue
         if value is None:
@@ -123,22 +100,22 @@ def _request_attributes(params: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(value, str):
                 value = (value,)
             if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
-                _warn_once(key, value, "is not a list of strings")
+                _reject("track.request", key, value, "is not a list of strings")
                 continue
             attrs[name] = tuple(value)
         elif kind is bool:
             if not isinstance(value, bool):
-                _warn_once(key, value, "is not true or false")
+                _reject("track.request", key, value, "is not true or false")
                 continue
             attrs[name] = value
         elif kind is int:
             if isinstance(value, bool) or not isinstance(value, int):
-                _warn_once(key, value, "is not an integer")
+                _reject("track.request", key, value, "is not an integer")
                 continue
             attrs[name] = value
         else:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                _warn_once(key, value, "is not a finite number")
+                _reject("track.request", key, value, "is not a finite number")
                 continue
             attrs[name] = float(value)
     return attrs
@@ -167,16 +144,16 @@ class TrackedCall:
         try:
             out = self._outcome
             if model is not None:
-                out.response_model = _text("response model", model)
+                out.response_model = _text("track.response", "response model", model)
             if id is not None:
-                out.response_id = _text("response id", id)
+                out.response_id = _text("track.response", "response id", id)
             if finish_reasons is not None:
                 if isinstance(finish_reasons, str):
                     finish_reasons = [finish_reasons]
                 if all(isinstance(r, str) for r in finish_reasons):
                     out.finish_reasons = list(finish_reasons)
                 else:
-                    _warn_once("finish_reasons", finish_reasons, "is not a list of strings")
+                    _reject("track.response", "finish_reasons", finish_reasons, "is not a list of strings")
         except Exception as exc:
             guard.report("track.set_response", exc)
 
@@ -198,7 +175,7 @@ class TrackedCall:
                 strict=True,
             ):
                 if value is not None:
-                    setattr(out, name, _count(name, value))
+                    setattr(out, name, values.count(value, "track.usage", name))
         except Exception as exc:
             guard.report("track.set_usage", exc)
 
@@ -222,7 +199,7 @@ class TrackedCall:
                 ):
                     self._extra[str(key)] = tuple(value)
                 else:
-                    _warn_once(f"attribute {key}", value, "is not a primitive value or a list of them")
+                    _reject("track.attributes", str(key), value, "is not a primitive value or a list of them")
         except Exception as exc:
             guard.report("track.set_attributes", exc)
 
@@ -304,9 +281,9 @@ def track(operation: str = "chat", *, provider: str, model: str | None = None, *
     ``choice_count``, ``stop_sequences``, ``stream``).
     """
     try:
-        op = _text("operation", operation) or "chat"
-        prov = _text("provider", provider) or "unknown"
-        return TrackedCall(op, prov, _text("model", model), dict(params))
+        op = _text("track.call", "operation", operation) or "chat"
+        prov = _text("track.call", "provider", provider) or "unknown"
+        return TrackedCall(op, prov, _text("track.call", "model", model), dict(params))
     except Exception as exc:  # pragma: no cover - defensive: the user's block must still run
         guard.report("track", exc)
         return TrackedCall("chat", "unknown", None, {})
@@ -326,7 +303,7 @@ def _ns(value: Any, what: str) -> int | None:
         return (aware - _EPOCH) // timedelta(microseconds=1) * 1000
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
         return int(value * 1_000_000_000) if isinstance(value, float) else value * 1_000_000_000
-    _warn_once(what, value, "is not a datetime or epoch seconds")
+    _reject("track.call", what, value, "is not a datetime or epoch seconds")
     return None
 
 
@@ -364,9 +341,9 @@ def record_usage(
             start_ns = end_ns
         elif end_ns is None or end_ns < start_ns:
             if end_ns is not None:
-                _warn_once("end_time", end_time, "is before start_time")
+                _reject("track.call", "end_time", end_time, "is before start_time")
             end_ns = start_ns
-        call = track(operation, provider=provider, model=_text("model", model))
+        call = track(operation, provider=provider, model=_text("track.call", "model", model))
         call.set_usage(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -376,9 +353,9 @@ def record_usage(
         )
         call.set_response(model=response_model, id=response_id, finish_reasons=finish_reasons)
         if id is not None:
-            record_id = _text("id", id)
+            record_id = _text("track.call", "id", id)
             if record_id and len(record_id) > MAX_TEXT_CHARS:
-                _warn_once("id", record_id, f"is longer than {MAX_TEXT_CHARS} characters")
+                _reject("track.call", "id", record_id, f"is longer than {MAX_TEXT_CHARS} characters")
             elif record_id:
                 call.set_attributes({sc.RECORD_ID: record_id})
         if tags:
@@ -387,7 +364,7 @@ def record_usage(
                 if isinstance(key, str) and key.isidentifier():
                     good[sc.TAG_PREFIX + key] = str(value)
                 else:
-                    _warn_once("tag", key, "is not an identifier")
+                    _reject("track.call", "tag", key, "is not an identifier")
             call.set_attributes(good)
         call._start(start_time_ns=start_ns)
         call._finish(None, end_time_ns=end_ns)

@@ -15,7 +15,7 @@ from opentelemetry.trace import StatusCode
 from tests_support import run_child
 
 import llm_otel
-from llm_otel import manual, pipeline
+from llm_otel import guard, manual, pipeline
 from llm_otel import semconv as sc
 from llm_otel.exporters.cost.records import span_to_record
 
@@ -45,7 +45,7 @@ def tracked(telemetry: Any, spans: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """track() bound to the test's telemetry (as it is bound to instrument()'s in an application)."""
     monkeypatch.setattr(manual, "_fallback", telemetry)
     monkeypatch.setattr(pipeline, "_active", None)
-    manual._warned.clear()
+    guard._logged_sites.clear()  # each test sees its own first warning
     return telemetry
 
 
