@@ -98,11 +98,20 @@ def parse_host(setting: str, value: Any) -> str:
     return host
 
 
-def parse_positive_int(setting: str, value: Any) -> int:
-    number = _integral(setting, value, "a positive integer")
-    if number < 1:
-        raise ConfigError(setting, value, "expected a positive integer")
-    return number
+def int_at_least(minimum: int, what: str) -> Callable[[str, Any], int]:
+    """A parser of whole numbers >= ``minimum`` (integral floats and numeric strings accepted)."""
+
+    def parse(setting: str, value: Any) -> int:
+        number = _integral(setting, value, what)
+        if number < minimum:
+            raise ConfigError(setting, value, f"expected {what}")
+        return number
+
+    return parse
+
+
+parse_positive_int = int_at_least(1, "a positive integer")
+parse_content_max_chars = int_at_least(0, "a number of characters (0 or more)")
 
 
 def parse_text(setting: str, value: Any) -> str:
@@ -202,13 +211,6 @@ def parse_seconds(setting: str, value: Any) -> float:
         raise ConfigError(setting, value, "expected a number of seconds (0 or more)") from None
     if isinstance(value, bool) or not math.isfinite(number) or number < 0:
         raise ConfigError(setting, value, "expected a number of seconds (0 or more)")
-    return number
-
-
-def parse_content_max_chars(setting: str, value: Any) -> int:
-    number = _integral(setting, value, "a number of characters (0 or more)")
-    if number < 0:
-        raise ConfigError(setting, value, "expected a number of characters (0 or more)")
     return number
 
 
