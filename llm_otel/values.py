@@ -49,7 +49,7 @@ def _short(value: Any) -> str:
 def text(value: Any, site: str, what: str) -> str | None:
     """A string value made encodable; anything but a (non-empty) string is rejected (None)."""
     if isinstance(value, str):
-        return clean_text(str(value)) or None
+        return clean_text(value) or None
     guard.reject(site, f"{what} {_short(value)} is not a string")
     return None
 
