@@ -61,6 +61,7 @@ OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
 OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
 EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
+TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
 
 # --- cost (no merged convention yet; the name OpenLIT writes and Langfuse reads) ----------------------
 USAGE_COST: Final = "gen_ai.usage.cost"

@@ -24,6 +24,7 @@ from .. import semconv as sc
 from ..attribution import current_tags
 from ..content import CaptureMode, to_json_capped
 from ..values import MAX_TOKENS, clean_text, encodable_attributes
+from .content_events import ContentEvents
 from .fast_attributes import set_attributes_fast
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class Telemetry:
     max_total_chars: int = 131_072
     #: The live view's registry (llm_otel.live): told when a call starts and ends; None = off.
     live: Any = None
+    #: Where content events go (a log record when there is a LoggerProvider, else a span event).
+    events: ContentEvents = field(default_factory=ContentEvents)
 
 
 class Outcome:
@@ -180,9 +183,13 @@ class GenAICall:
 
     # -- opt-in content (message JSON built by content_capture.py) -------------------------------------
     def record_input(
-        self, messages: list[dict[str, Any]] | None, system: list[dict[str, Any]] | None = None
+        self,
+        messages: list[dict[str, Any]] | None,
+        system: list[dict[str, Any]] | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Input messages and system instructions: on the span now, and/or kept for the end-of-call event."""
+        """Input messages, system instructions and tool definitions: on the span now, and/or kept for the
+        end-of-call event."""
         capture = self.telemetry.capture
         cap = self.telemetry.max_total_chars
         attrs: dict[str, Any] = {}
@@ -192,6 +199,9 @@ class GenAICall:
         if system:
             attrs[sc.SYSTEM_INSTRUCTIONS], cut_system = to_json_capped(system, cap)
             cut = cut or cut_system
+        if tools:
+            attrs[sc.TOOL_DEFINITIONS], cut_tools = to_json_capped(tools, cap)
+            cut = cut or cut_tools
         if not attrs:
             return
         if cut:
@@ -202,7 +212,9 @@ class GenAICall:
             self.event_content = attrs
 
     def record_output(self, messages: list[dict[str, Any]], attrs: dict[str, Any]) -> None:
-        """Output messages: into the end attributes, and/or one event carrying input and output together."""
+        """Output messages: into the end attributes, and/or one event carrying input and output together
+        (a log record through the Logs API when the application has a LoggerProvider, see
+        content_events.py)."""
         capture = self.telemetry.capture
         encoded, cut = to_json_capped(messages, self.telemetry.max_total_chars)
         if capture.on_span:
@@ -211,10 +223,11 @@ class GenAICall:
                 attrs[sc.CONTENT_TRUNCATED] = True
         if capture.on_event:
             event = dict(self.event_content or {})
+            self.event_content = None  # sent: a later error path must not send it again
             event[sc.OUTPUT_MESSAGES] = encoded
             if cut:
                 event[sc.CONTENT_TRUNCATED] = True
-            self.span.add_event(sc.EVENT_INFERENCE_DETAILS, event)
+            self.telemetry.events.emit(self.span, event, attrs)
 
     # -- ends -----------------------------------------------------------------------------------------
     def end_ok(
@@ -241,6 +254,9 @@ class GenAICall:
             if span.is_recording():
                 attrs = self._end_attributes(outcome, False)
                 attrs[sc.ERROR_TYPE] = error_type(exc)
+                if self.event_content is not None:  # the input content's event, with the error
+                    self.telemetry.events.emit(span, self.event_content, attrs)
+                    self.event_content = None
                 span.set_attributes(encodable_attributes(attrs))
                 message = str(exc)
                 if message.isascii():

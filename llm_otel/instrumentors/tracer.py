@@ -48,10 +48,15 @@ def build_telemetry(settings: Settings, tracer_provider: Any, prices: PriceTable
 
 
 def telemetry_from_kwargs(kwargs: dict[str, Any]) -> Telemetry:
-    """BaseInstrumentor kwargs -> Telemetry: the one ``instrument()`` built, else one from the environment."""
+    """BaseInstrumentor kwargs -> Telemetry: the one ``instrument()`` built, else one from the environment
+    (and ``tracer_provider`` / ``logger_provider`` when given)."""
     ready = kwargs.get("llm_otel_telemetry")
     if isinstance(ready, Telemetry):
         return ready
     from ..config import Settings
+    from .content_events import ContentEvents
 
-    return build_telemetry(Settings.resolve(), kwargs.get("tracer_provider"))
+    telemetry = build_telemetry(Settings.resolve(), kwargs.get("tracer_provider"))
+    # like the official instrumentations: content events go to the given LoggerProvider, else the global one
+    telemetry.events = ContentEvents(kwargs.get("logger_provider"))
+    return telemetry

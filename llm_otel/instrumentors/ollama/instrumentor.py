@@ -91,7 +91,8 @@ class _Wrapping:
         try:
             limit = self.t.max_chars
             if operation == sc.OP_CHAT:
-                call.record_input(cc.chat_messages(body.get("messages"), limit))
+                tools = cc.tool_definitions(body.get("tools"), None, limit)
+                call.record_input(cc.chat_messages(body.get("messages"), limit), None, tools)
             elif operation == sc.OP_TEXT_COMPLETION:
                 system = body.get("system")
                 instructions = (

@@ -14,6 +14,7 @@ from ... import guard
 from ... import semconv as sc
 from ...content import truncate
 from ...values import MAX_TOKENS
+from .. import content_capture as cc
 from ..call import Outcome
 
 #: response field (nanoseconds) -> attribute (seconds)
@@ -75,7 +76,14 @@ def _output(response: Any, operation: str, reason: Any, limit: int) -> list[dict
         )
     else:
         parts = _parts(getattr(response, "thinking", None), getattr(response, "response", None), None, limit)
-    return [{"role": "assistant", "parts": parts, "finish_reason": reason or "error"}]
+    return [{"role": "assistant", "parts": parts, "finish_reason": _message_reason(reason, parts)}]
+
+
+def _message_reason(reason: Any, parts: list[dict[str, Any]]) -> str:
+    """The conventions' finish reason: Ollama says ``stop`` also when the model called tools."""
+    if reason == "stop" and any(p["type"] == "tool_call" for p in parts):
+        return "tool_call"
+    return cc.finish_reason(reason)
 
 
 def _parts(thinking: str | None, text: str | None, tool_calls: Any, limit: int) -> list[dict[str, Any]]:
@@ -87,14 +95,9 @@ def _parts(thinking: str | None, text: str | None, tool_calls: Any, limit: int) 
     for call in tool_calls or ():
         fn = getattr(call, "function", None)
         args = getattr(fn, "arguments", None)
-        parts.append(
-            {
-                "type": "tool_call",
-                "id": getattr(call, "id", None),
-                "name": getattr(fn, "name", None),
-                "arguments": dict(args) if args is not None else None,
-            }
-        )
+        if args is not None and not isinstance(args, (dict, str)):
+            args = dict(args)  # a Mapping model
+        parts.append(cc.tool_call_part(getattr(call, "id", None), getattr(fn, "name", None), args, limit))
     return parts
 
 
@@ -141,7 +144,9 @@ class OllamaChunks:
             out = Outcome()
             out.response_model = getattr(last, "model", None)
         if self.texts is not None:
-            reason = out.finish_reasons[0] if out.finish_reasons else "error"
+            reason = out.finish_reasons[0] if out.finish_reasons else None
             parts = _parts("".join(self.thinking), "".join(self.texts), self.tool_calls, self.limit)
-            out.output_messages = [{"role": "assistant", "parts": parts, "finish_reason": reason}]
+            out.output_messages = [
+                {"role": "assistant", "parts": parts, "finish_reason": _message_reason(reason, parts)}
+            ]
         return out

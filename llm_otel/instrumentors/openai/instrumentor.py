@@ -178,11 +178,12 @@ class _Wrapping:
             limit = self.t.max_chars
             if ep.request is req.responses_request:
                 messages, system = cc.responses_input(kwargs, limit)
-                call.record_input(messages, system)
+                call.record_input(messages, system, cc.tool_definitions(kwargs.get("tools"), None, limit))
             elif ep.operation == sc.OP_TEXT_COMPLETION:
                 call.record_input(cc.prompt_messages(kwargs.get("prompt"), limit))
             elif ep.operation == sc.OP_CHAT:
-                call.record_input(cc.chat_messages(kwargs.get("messages"), limit))
+                tools = cc.tool_definitions(kwargs.get("tools"), kwargs.get("functions"), limit)
+                call.record_input(cc.chat_messages(kwargs.get("messages"), limit), None, tools)
         except Exception as exc:
             guard.report("openai.capture_input", exc)
 

@@ -15,6 +15,7 @@ from typing import Any
 from ... import guard
 from ... import semconv as sc
 from ...content import truncate
+from .. import content_capture as cc
 from ..call import Outcome
 
 #: Highest number of choices taken from a stream (the API's own limit of ``n`` is 128): a chunk claiming
@@ -63,12 +64,14 @@ def _message_parts(message: Any, limit: int) -> list[dict[str, Any]]:
     for call in getattr(message, "tool_calls", None) or ():
         fn = getattr(call, "function", None)
         parts.append(
-            {
-                "type": "tool_call",
-                "id": getattr(call, "id", None),
-                "name": getattr(fn, "name", None),
-                "arguments": truncate(str(getattr(fn, "arguments", "") or ""), limit),
-            }
+            cc.tool_call_part(
+                getattr(call, "id", None), getattr(fn, "name", None), getattr(fn, "arguments", None), limit
+            )
+        )
+    legacy = getattr(message, "function_call", None)  # the deprecated ``functions`` API
+    if legacy is not None:
+        parts.append(
+            cc.tool_call_part(None, getattr(legacy, "name", None), getattr(legacy, "arguments", None), limit)
         )
     return parts
 
@@ -88,7 +91,7 @@ def chat_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcom
                 {
                     "role": "assistant",
                     "parts": _message_parts(getattr(c, "message", None), limit),
-                    "finish_reason": str(getattr(c, "finish_reason", None) or "error"),
+                    "finish_reason": cc.finish_reason(getattr(c, "finish_reason", None)),
                 }
                 for c in choices
             ]
@@ -114,7 +117,7 @@ def completion_outcome(response: Any, capture: bool = False, limit: int = 0) -> 
                     "parts": [
                         {"type": "text", "content": truncate(str(getattr(c, "text", "") or ""), limit)}
                     ],
-                    "finish_reason": str(getattr(c, "finish_reason", None) or "error"),
+                    "finish_reason": cc.finish_reason(getattr(c, "finish_reason", None)),
                 }
                 for c in choices
             ]
@@ -158,12 +161,12 @@ def _responses_output(outcome: Outcome, response: Any, capture: bool, limit: int
             reason = "tool_calls"
             if capture:
                 parts.append(
-                    {
-                        "type": "tool_call",
-                        "id": getattr(item, "call_id", None),
-                        "name": getattr(item, "name", None),
-                        "arguments": truncate(str(getattr(item, "arguments", "") or ""), limit),
-                    }
+                    cc.tool_call_part(
+                        getattr(item, "call_id", None),
+                        getattr(item, "name", None),
+                        getattr(item, "arguments", None),
+                        limit,
+                    )
                 )
         else:
             continue
@@ -178,8 +181,13 @@ def _responses_output(outcome: Outcome, response: Any, capture: bool, limit: int
         outcome.finish_reasons = reasons
     if capture:
         outcome.output_messages = [
-            {"role": "assistant", "parts": parts, "finish_reason": reasons[0] if reasons else "error"}
+            {"role": "assistant", "parts": parts, "finish_reason": cc.finish_reason(_message_reason(reasons))}
         ]
+
+
+def _message_reason(reasons: list[str]) -> str | None:
+    """One reason for the single output message: a function call wins over the text beside it."""
+    return "tool_calls" if "tool_calls" in reasons else (reasons[0] if reasons else None)
 
 
 def embeddings_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcome:
@@ -191,11 +199,23 @@ def embeddings_outcome(response: Any, capture: bool = False, limit: int = 0) -> 
     return outcome
 
 
+#: Most tool calls kept per choice of a stream (a hostile index must not build millions of parts).
+MAX_TOOL_CALLS = 128
+#: Tool-call slot of a legacy ``function_call`` delta (it has no index of its own; sorts first).
+_LEGACY_CALL = -1
+
+
 class ChatChunks:
     """Chat Completions (and legacy Completions) stream: last chunk, last usage and finish reasons; text
-    only when capturing. Every chunk carries the response id and model, so the last one is enough."""
+    and tool calls only when capturing. Every chunk carries the response id and model, so the last one is
+    enough.
 
-    __slots__ = ("hide_usage", "limit", "last", "usage", "seen", "reasons", "texts", "text_attr")
+    Tool calls arrive in pieces: the first delta of a call carries its ``index``, ``id`` and function
+    name, later ones (same index) fragments of the arguments text. They are kept per choice and call index
+    (``[id, name, fragments]``) and joined, then parsed, once at the end.
+    """
+
+    __slots__ = ("hide_usage", "limit", "last", "usage", "seen", "reasons", "texts", "text_attr", "tools")
 
     def __init__(self, hide_usage: bool, capture: bool, limit: int, text_attr: str = "delta") -> None:
         self.hide_usage = hide_usage
@@ -206,6 +226,8 @@ class ChatChunks:
         self.reasons: dict[int, str] = {}
         self.texts: dict[int, list[str]] | None = {} if capture else None
         self.text_attr = text_attr
+        #: choice index -> call index -> [id, name, argument fragments]; filled only when capturing
+        self.tools: dict[int, dict[int, list[Any]]] | None = {} if capture else None
 
     def add(self, chunk: Any) -> bool:
         self.last = chunk
@@ -239,11 +261,46 @@ class ChatChunks:
     def _keep_text(self, index: int, choice: Any) -> None:
         assert self.texts is not None
         if self.text_attr == "delta":
-            piece = getattr(getattr(choice, "delta", None), "content", None)
+            delta = getattr(choice, "delta", None)
+            piece = getattr(delta, "content", None)
+            calls = getattr(delta, "tool_calls", None)
+            if calls:
+                self._keep_tool_calls(index, calls)
+            legacy = getattr(delta, "function_call", None)
+            if legacy is not None:
+                self._keep_call(index, _LEGACY_CALL, None, legacy)
         else:
             piece = getattr(choice, "text", None)
         if piece:
             self.texts.setdefault(index, []).append(piece)
+
+    def _keep_tool_calls(self, index: int, calls: Any) -> None:
+        assert self.tools is not None
+        for call in calls:
+            slot = getattr(call, "index", None)
+            if slot.__class__ is not int or not 0 <= slot < MAX_TOOL_CALLS:
+                # no usable index (some compatible servers send none): a delta with an id opens a new call,
+                # one without continues the last
+                known = self.tools.get(index) or {}
+                slot = len(known) if getattr(call, "id", None) or not known else max(known)
+            self._keep_call(index, slot, getattr(call, "id", None), getattr(call, "function", None))
+
+    def _keep_call(self, index: int, slot: int, call_id: Any, fn: Any) -> None:
+        assert self.tools is not None
+        calls = self.tools.setdefault(index, {})
+        entry = calls.get(slot)
+        if entry is None:
+            if len(calls) >= MAX_TOOL_CALLS:
+                return
+            entry = calls[slot] = [None, None, []]
+        if call_id:
+            entry[0] = call_id
+        name = getattr(fn, "name", None)
+        if name:
+            entry[1] = name
+        fragment = getattr(fn, "arguments", None)
+        if fragment:
+            entry[2].append(fragment)
 
     def outcome(self) -> Outcome:
         outcome = Outcome()
@@ -258,16 +315,24 @@ class ChatChunks:
         _usage_into(outcome, self.usage)
         if self.texts is not None:
             outcome.output_messages = [
-                {
-                    "role": "assistant",
-                    "parts": [
-                        {"type": "text", "content": truncate("".join(self.texts.get(i, ())), self.limit)}
-                    ],
-                    "finish_reason": reasons[i],
-                }
+                {"role": "assistant", "parts": self._parts(i), "finish_reason": cc.finish_reason(reasons[i])}
                 for i in range(self.seen)
             ]
         return outcome
+
+    def _parts(self, index: int) -> list[dict[str, Any]]:
+        """Choice ``index``'s text (even empty, unless the choice only called tools), then its tool calls."""
+        assert self.texts is not None and self.tools is not None
+        text = "".join(self.texts.get(index, ()))
+        calls = self.tools.get(index)
+        parts: list[dict[str, Any]] = []
+        if text or not calls:
+            parts.append({"type": "text", "content": truncate(text, self.limit)})
+        if calls:
+            for slot in sorted(calls):
+                call_id, name, fragments = calls[slot]
+                parts.append(cc.tool_call_part(call_id, name, "".join(fragments), self.limit))
+        return parts
 
 
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
