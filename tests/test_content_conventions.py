@@ -202,6 +202,38 @@ def test_parallel_streamed_tool_calls_assemble_by_index(
     ]
 
 
+@pytest.mark.parametrize("numbering", ["every call 0", "no index"])
+def test_streamed_tool_calls_from_servers_that_number_them_oddly(
+    capture: Any, spans: Any, server: Any, client: openai.OpenAI, numbering: str
+) -> None:
+    """Whole calls in one delta each, all at index 0 or without an index: a new id is a new call."""
+
+    def delta(call_id: str, name: str, args: str) -> dict[str, Any]:
+        call: dict[str, Any] = {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": args},
+        }
+        if numbering == "every call 0":
+            call["index"] = 0
+        return {"tool_calls": [call]}
+
+    server.respond_with(
+        chunks=[
+            _chunk({"role": "assistant", "content": None}),
+            _chunk(delta("call_a", "get_weather", '{"city": "Paris"}')),
+            _chunk(delta("call_b", "get_weather", '{"city": "Rome"}')),
+            _chunk({}, "tool_calls"),
+        ]
+    )
+    for _ in client.chat.completions.create(model="gpt-4o-mini", messages=HISTORY, stream=True):
+        pass
+    assert _attr(spans.one(), sc.OUTPUT_MESSAGES)[0]["parts"] == [
+        {"type": "tool_call", "id": "call_a", "name": "get_weather", "arguments": {"city": "Paris"}},
+        {"type": "tool_call", "id": "call_b", "name": "get_weather", "arguments": {"city": "Rome"}},
+    ]
+
+
 def test_stream_without_capture_keeps_no_tool_calls(
     openai_instrumented: Any, spans: Any, client: openai.OpenAI
 ) -> None:

@@ -278,12 +278,15 @@ class ChatChunks:
         assert self.tools is not None
         for call in calls:
             slot = getattr(call, "index", None)
+            call_id = getattr(call, "id", None)
+            known = self.tools.get(index)
             if slot.__class__ is not int or not 0 <= slot < MAX_TOOL_CALLS:
                 # no usable index (some compatible servers send none): a delta with an id opens a new call,
                 # one without continues the last
-                known = self.tools.get(index) or {}
-                slot = len(known) if getattr(call, "id", None) or not known else max(known)
-            self._keep_call(index, slot, getattr(call, "id", None), getattr(call, "function", None))
+                slot = (len(known) if call_id else max(known)) if known else 0
+            elif known and call_id and slot in known and known[slot][0] not in (None, call_id):
+                slot = max(known) + 1  # a server that numbers every call 0: a new id is a new call
+            self._keep_call(index, slot, call_id, getattr(call, "function", None))
 
     def _keep_call(self, index: int, slot: int, call_id: Any, fn: Any) -> None:
         assert self.tools is not None
