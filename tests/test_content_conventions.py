@@ -635,3 +635,22 @@ def test_a_failing_logger_falls_back_to_the_span_event(
     assert result.choices[0].message.content  # the call is untouched
     (event,) = [e for e in spans.one().events if e.name == sc.EVENT_INFERENCE_DETAILS]
     assert json.loads(event.attributes[sc.INPUT_MESSAGES]) == HISTORY_JSON
+
+
+def test_standalone_instrumentor_takes_a_logger_provider(
+    provider: Any, spans: Any, client: openai.OpenAI, logs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``OpenAIInstrumentor().instrument(logger_provider=...)``, as with the official instrumentations."""
+    from llm_otel.instrumentors.openai import OpenAIInstrumentor
+
+    logger_provider, exporter = logs
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "EVENT_ONLY")
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=provider, logger_provider=logger_provider)
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=HISTORY)
+    finally:
+        instrumentor.uninstrument()
+    (record,) = _records(exporter)
+    attrs = _check_event(record, spans.one())
+    assert attrs[sc.INPUT_MESSAGES] == HISTORY_JSON
