@@ -341,11 +341,13 @@ def ollama_client(server: Any) -> ollama.Client:
     return ollama.Client(host=server.ollama_host)
 
 
+@pytest.mark.parametrize("stream", [False, True])
 def test_ollama_tool_calls_have_the_same_shape(
-    ollama_instrumented: Any, spans: Any, ollama_client: ollama.Client
+    ollama_instrumented: Any, spans: Any, ollama_client: ollama.Client, stream: bool
 ) -> None:
     ollama_instrumented.capture = CaptureMode.SPAN_ONLY
-    ollama_client.chat(
+    result = ollama_client.chat(
+        stream=stream,
         model="llama3.2",
         messages=[
             {"role": "user", "content": "Weather in Paris?"},
@@ -359,6 +361,8 @@ def test_ollama_tool_calls_have_the_same_shape(
         ],
         tools=[WEATHER_TOOL],
     )
+    if stream:
+        list(result)
     span = spans.one()
     assert _attr(span, sc.INPUT_MESSAGES) == [
         {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]},
