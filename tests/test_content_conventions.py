@@ -23,6 +23,7 @@ from opentelemetry._logs import _internal as logs_internal
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
+from llm_otel import guard
 from llm_otel import semconv as sc
 from llm_otel.content import CaptureMode
 from llm_otel.instrumentors.content_events import ContentEvents
@@ -633,10 +634,13 @@ def test_a_failing_logger_falls_back_to_the_span_event(
         def get_logger(self, *args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("logger provider bug")
 
+    errors = guard.INSTRUMENTATION_ERRORS.labels("content.log_event")
+    before = errors._value.get()
     openai_instrumented.capture = CaptureMode.EVENT_ONLY
     openai_instrumented.events = ContentEvents(Broken())
     result = client.chat.completions.create(model="gpt-4o-mini", messages=HISTORY)
     assert result.choices[0].message.content  # the call is untouched
+    assert errors._value.get() == before + 1  # contained and counted
     (event,) = [e for e in spans.one().events if e.name == sc.EVENT_INFERENCE_DETAILS]
     assert json.loads(event.attributes[sc.INPUT_MESSAGES]) == HISTORY_JSON
 
