@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
 from . import guard, values
 from . import semconv as sc
 from .cost_contract import MAX_TEXT_CHARS
@@ -205,6 +207,11 @@ class TrackedCall:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def _start(self, start_time_ns: int | None = None) -> None:
+        if not is_instrumentation_enabled():
+            # inside suppress_instrumentation(): no span, no metrics, no cost record; current_call() still
+            # returns this object, whose setters then have nothing to report to
+            self._tokens = [None, _current.set(self)]
+            return
         try:
             attrs = _request_attributes(self._params)
             self._call = GenAICall(
@@ -218,6 +225,9 @@ class TrackedCall:
     def _finish(self, exc: BaseException | None, end_time_ns: int | None = None) -> None:
         call = self._call
         if call is None:
+            if self._tokens:  # suppressed: only current_call() to restore
+                _current.reset(self._tokens[1])
+                self._tokens = []
             return
         try:
             if self._tokens:
@@ -330,8 +340,10 @@ def record_usage(
     One span with the given times (``datetime`` or epoch seconds; default now), priced, metered and
     forwarded to the cost API like every other call. ``id`` makes the cost record's id stable, so
     submitting the same usage twice is counted once by the cost API. ``tags`` are attribution tags, as
-    with ``llm_otel.attributes()``.
+    with ``llm_otel.attributes()``. Inside ``suppress_instrumentation()`` nothing is recorded.
     """
+    if not is_instrumentation_enabled():
+        return
     try:
         end_ns = _ns(end_time, "end_time")
         start_ns = _ns(start_time, "start_time")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from wrapt import wrap_function_wrapper
 
 from ... import guard
@@ -234,7 +234,7 @@ class _Wrapping:
         if ep.is_async:
 
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                if not self.enabled or _IN_CALL.get():
+                if not self.enabled or _IN_CALL.get() or not is_instrumentation_enabled():
                     return await wrapped(*args, **kwargs)
                 try:
                     call, call_kwargs, hide_usage = self.start(ep, instance, kwargs)
@@ -256,7 +256,7 @@ class _Wrapping:
             return async_wrapper
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not self.enabled or _IN_CALL.get():
+            if not self.enabled or _IN_CALL.get() or not is_instrumentation_enabled():
                 return wrapped(*args, **kwargs)
             try:
                 call, call_kwargs, hide_usage = self.start(ep, instance, kwargs)
