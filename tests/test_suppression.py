@@ -56,7 +56,9 @@ def test_openai_sync_calls_and_streams_record_nothing(
     assert len(spans.genai()) == 1
 
 
-def test_the_context_key_alone_suppresses(openai_instrumented: Any, spans: Any, client: openai.OpenAI) -> None:
+def test_the_context_key_alone_suppresses(
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI
+) -> None:
     token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
     try:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -71,7 +73,9 @@ def test_openai_async_calls_and_streams_record_nothing(
     async def run() -> list[Any]:
         with suppress_instrumentation():
             await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-            stream = await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+            stream = await aclient.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
             assert type(stream) is openai.AsyncStream
             chunks = [c async for c in stream]
             responses = await aclient.responses.create(model="gpt-4o-mini", input="hi", stream=True)
@@ -144,9 +148,8 @@ def test_track_and_record_usage_record_nothing(tracked: Any, spans: Any) -> None
             call.chunk()
         assert decorated() == "ok"
         llm_otel.record_usage(provider="openai", model="gpt-4o-mini", input_tokens=10, output_tokens=5)
-        with pytest.raises(KeyError):
-            with llm_otel.track("chat", provider="openai", model="gpt-4o-mini"):
-                raise KeyError("the user's own error still propagates")
+        with pytest.raises(KeyError), llm_otel.track("chat", provider="openai", model="gpt-4o-mini"):
+            raise KeyError("the user's own error still propagates")
     assert llm_otel.current_call() is None
     assert spans.genai() == []
     llm_otel.record_usage(provider="openai", model="gpt-4o-mini", input_tokens=10, output_tokens=5)
@@ -157,8 +160,8 @@ CHILD = """
     import asyncio, json, os, urllib.request
     import llm_otel, openai
     from opentelemetry.instrumentation.utils import suppress_instrumentation
-    handle = llm_otel.instrument(prometheus_port=0, cost_api_url=os.environ["COST_URL"], cost_api_key="secret",
-                                 spool_path=os.environ["SPOOL"])
+    handle = llm_otel.instrument(prometheus_port=0, cost_api_url=os.environ["COST_URL"],
+                                 cost_api_key="secret", spool_path=os.environ["SPOOL"])
     client = openai.OpenAI(base_url=os.environ["LLM_URL"], api_key="k", max_retries=0)
     msgs = [{"role": "user", "content": "hi"}]
     with suppress_instrumentation():

@@ -68,6 +68,7 @@ class Outcome:
         "reasoning_tokens",
         "attributes",
         "output_messages",
+        "billable",
     )
 
     def __init__(self) -> None:
@@ -81,6 +82,9 @@ class Outcome:
         self.reasoning_tokens: int | None = None
         self.attributes: dict[str, Any] | None = None
         self.output_messages: list[dict[str, Any]] | None = None
+        #: False for a call that is no new generation (a fetch of a response already recorded): the span
+        #: then carries no pricing attributes at all, neither a cost nor "unpriced".
+        self.billable = True
 
 
 def error_type(exc: BaseException) -> str:
@@ -326,7 +330,7 @@ class GenAICall:
         if outcome.attributes:
             attrs.update(outcome.attributes)
         prices = self.telemetry.prices
-        if prices is not None:
+        if prices is not None and outcome.billable:
             status, source, total, cost_in, cost_out = prices.cost_floats(
                 self.provider,
                 model or self.request_model,

@@ -156,6 +156,17 @@ def responses_request(kwargs: dict[str, Any], attrs: dict[str, Any]) -> str | No
     return _record(kwargs, attrs, RESPONSES_PARAMS)
 
 
+def fetch_request(kwargs: dict[str, Any], attrs: dict[str, Any]) -> str | None:
+    """``responses.retrieve(response_id, stream=..., starting_after=...)``: no model is requested."""
+    attrs[sc.OPENAI_API_TYPE] = "responses"
+    response_id = kwargs.get("response_id")
+    if isinstance(response_id, str) and response_id:
+        attrs[sc.RESPONSE_ID] = response_id  # the response's own id replaces it at the end, when read
+    if kwargs.get("stream") is True:
+        attrs[sc.REQUEST_STREAM] = True
+    return None
+
+
 def embeddings_request(kwargs: dict[str, Any], attrs: dict[str, Any]) -> str | None:
     return _record(kwargs, attrs, EMBEDDINGS_PARAMS)
 

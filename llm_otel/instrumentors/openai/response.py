@@ -16,6 +16,7 @@ from ... import guard
 from ... import semconv as sc
 from ...content import truncate
 from ..call import Outcome
+from . import unbilled
 
 #: Highest number of choices taken from a stream (the API's own limit of ``n`` is 128): a chunk claiming
 #: choice 1,000,000,000 must not make the span build a billion finish reasons.
@@ -126,7 +127,34 @@ def completion_outcome(response: Any, capture: bool = False, limit: int = 0) -> 
 _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
+#: Statuses of a Responses API response still being generated (background mode): no usage yet.
+_UNFINISHED = frozenset({"queued", "in_progress"})
+
+
 def responses_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcome:
+    """A created response; one still being generated (background) is remembered for its first fetch."""
+    outcome = _responses_outcome(response, capture, limit)
+    if outcome.input_tokens is None and getattr(response, "status", None) in _UNFINISHED:
+        unbilled.remember(outcome.response_id)
+    return outcome
+
+
+def fetch_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcome:
+    """A retrieved response (``fetch_response``): usage and cost only when no span has recorded them yet
+    (``unbilled.py``); otherwise none, as the conventions ask, and no pricing attributes."""
+    outcome = _responses_outcome(response, capture, limit)
+    if not (outcome.input_tokens is not None and unbilled.settle(outcome.response_id)):
+        _not_billed(outcome)
+    return outcome
+
+
+def _not_billed(outcome: Outcome) -> None:
+    outcome.input_tokens = outcome.output_tokens = None
+    outcome.cache_read_tokens = outcome.cache_write_tokens = outcome.reasoning_tokens = None
+    outcome.billable = False
+
+
+def _responses_outcome(response: Any, capture: bool, limit: int) -> Outcome:
     outcome = Outcome()
     outcome.response_model = getattr(response, "model", None)
     outcome.response_id = getattr(response, "id", None)
@@ -299,5 +327,23 @@ class ResponseEvents:
         if self.started is not None:
             outcome.response_model = getattr(self.started, "model", None)
             outcome.response_id = getattr(self.started, "id", None)
+            unbilled.remember(outcome.response_id)  # a resumed stream may still see it complete
         outcome.finish_reasons = ["error"]
+        return outcome
+
+
+class FetchEvents(ResponseEvents):
+    """A resumed Responses stream (``responses.retrieve(id, stream=True)``): a ``fetch_response``."""
+
+    __slots__ = ()
+
+    def outcome(self) -> Outcome:
+        if self.final is not None:
+            return fetch_outcome(self.final, self.capture, self.limit)
+        outcome = Outcome()
+        if self.started is not None:
+            outcome.response_model = getattr(self.started, "model", None)
+            outcome.response_id = getattr(self.started, "id", None)
+        outcome.finish_reasons = ["error"]
+        outcome.billable = False
         return outcome
