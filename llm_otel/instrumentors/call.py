@@ -69,6 +69,7 @@ class Outcome:
         "attributes",
         "output_messages",
         "billable",
+        "modality_tokens",
     )
 
     def __init__(self) -> None:
@@ -85,6 +86,9 @@ class Outcome:
         #: False for a call that is no new generation (a fetch of a response already recorded): the span
         #: then carries no pricing attributes at all, neither a cost nor "unpriced".
         self.billable = True
+        #: Per-modality counts the response reported, attribute name -> count (``gen_ai.usage.audio.
+        #: input_tokens`` ...); None when it reported none (the usual case).
+        self.modality_tokens: dict[str, Any] | None = None
 
 
 def error_type(exc: BaseException) -> str:
@@ -327,6 +331,9 @@ class GenAICall:
                 reasoning = values.count(reasoning, "span.usage", "reasoning tokens")
             if reasoning is not None:
                 attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+        audio_in = audio_out = None
+        if outcome.modality_tokens:
+            audio_in, audio_out = _modality_tokens(outcome.modality_tokens, attrs)
         if outcome.attributes:
             attrs.update(outcome.attributes)
         prices = self.telemetry.prices
@@ -339,6 +346,8 @@ class GenAICall:
                 cache_read,
                 cache_write,
                 reasoning,
+                audio_in,
+                audio_out,
             )
             attrs[sc.PRICING_STATUS] = status
             if source:
@@ -352,6 +361,16 @@ class GenAICall:
         if outcome.output_messages is not None and self.telemetry.capture.enabled:
             self.record_output(outcome.output_messages, attrs)
         return attrs
+
+
+def _modality_tokens(counts: dict[str, Any], attrs: dict[str, Any]) -> tuple[int | None, int | None]:
+    """Per-modality counts onto the span (each checked on its own); the audio ones, for pricing."""
+    for name, value in counts.items():
+        if value.__class__ is not int or not 0 <= value <= MAX_TOKENS:
+            value = values.count(value, "span.usage", name)
+        if value is not None:
+            attrs[name] = value
+    return attrs.get(sc.USAGE_AUDIO_INPUT_TOKENS), attrs.get(sc.USAGE_AUDIO_OUTPUT_TOKENS)
 
 
 def _reasons(reasons: tuple[Any, ...]) -> tuple[str, ...]:

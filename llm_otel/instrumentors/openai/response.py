@@ -41,8 +41,37 @@ def _usage_into(outcome: Outcome, usage: Any) -> None:
     if in_details is not None:
         outcome.cache_read_tokens = getattr(in_details, "cached_tokens", None)
         outcome.cache_write_tokens = getattr(in_details, "cache_write_tokens", None)
+        _modalities(outcome, in_details, _INPUT_MODALITIES)
     if out_details is not None:
         outcome.reasoning_tokens = getattr(out_details, "reasoning_tokens", None)
+        _modalities(outcome, out_details, _OUTPUT_MODALITIES)
+
+
+#: ``*_tokens_details`` field -> per-modality attribute. OpenAI's chat usage reports ``audio_tokens`` (and
+#: in newer clients ``text_tokens``/``image_tokens``) in both details; the Responses API none so far (read
+#: all the same: a server may send them, and the client keeps unknown fields).
+_INPUT_MODALITIES = (
+    ("text_tokens", sc.USAGE_TEXT_INPUT_TOKENS),
+    ("image_tokens", sc.USAGE_IMAGE_INPUT_TOKENS),
+    ("audio_tokens", sc.USAGE_AUDIO_INPUT_TOKENS),
+)
+_OUTPUT_MODALITIES = (
+    ("text_tokens", sc.USAGE_TEXT_OUTPUT_TOKENS),
+    ("image_tokens", sc.USAGE_IMAGE_OUTPUT_TOKENS),
+    ("audio_tokens", sc.USAGE_AUDIO_OUTPUT_TOKENS),
+)
+
+
+def _modalities(outcome: Outcome, details: Any, fields: tuple[tuple[str, str], ...]) -> None:
+    """Per-modality counts as reported; a 0 (OpenAI sends ``audio_tokens: 0`` on every text call) means the
+    modality was not used and is left off, and nothing is derived (no text = total - audio)."""
+    for field, name in fields:
+        value = getattr(details, field, None)
+        if value:
+            counts = outcome.modality_tokens
+            if counts is None:
+                counts = outcome.modality_tokens = {}
+            counts[name] = value
 
 
 def _openai_attrs(obj: Any) -> dict[str, Any] | None:
@@ -151,6 +180,7 @@ def fetch_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outco
 def _not_billed(outcome: Outcome) -> None:
     outcome.input_tokens = outcome.output_tokens = None
     outcome.cache_read_tokens = outcome.cache_write_tokens = outcome.reasoning_tokens = None
+    outcome.modality_tokens = None
     outcome.billable = False
 
 
