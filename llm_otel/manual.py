@@ -167,8 +167,11 @@ class TrackedCall:
         cache_read_tokens: int | None = None,
         cache_write_tokens: int | None = None,
         reasoning_tokens: int | None = None,
+        audio_input_tokens: int | None = None,
+        audio_output_tokens: int | None = None,
     ) -> None:
-        """Token counts as the conventions define them: input includes cached, output includes reasoning."""
+        """Token counts as the conventions define them: input includes cached and audio, output includes
+        reasoning and audio. Audio counts are billed at the model's audio prices (unpriced without one)."""
         try:
             out = self._outcome
             for name, value in zip(
@@ -178,6 +181,14 @@ class TrackedCall:
             ):
                 if value is not None:
                     setattr(out, name, values.count(value, "track.usage", name))
+            for attr, name, value in (
+                (sc.USAGE_AUDIO_INPUT_TOKENS, "audio_input_tokens", audio_input_tokens),
+                (sc.USAGE_AUDIO_OUTPUT_TOKENS, "audio_output_tokens", audio_output_tokens),
+            ):
+                if value is not None:
+                    count = values.count(value, "track.usage", name)
+                    if count:
+                        out.modality_tokens = {**(out.modality_tokens or {}), attr: count}
         except Exception as exc:
             guard.report("track.set_usage", exc)
 
@@ -326,6 +337,8 @@ def record_usage(
     cache_read_tokens: int | None = None,
     cache_write_tokens: int | None = None,
     reasoning_tokens: int | None = None,
+    audio_input_tokens: int | None = None,
+    audio_output_tokens: int | None = None,
     operation: str = "chat",
     start_time: Any = None,
     end_time: Any = None,
@@ -362,6 +375,8 @@ def record_usage(
             cache_read_tokens=cache_read_tokens,
             cache_write_tokens=cache_write_tokens,
             reasoning_tokens=reasoning_tokens,
+            audio_input_tokens=audio_input_tokens,
+            audio_output_tokens=audio_output_tokens,
         )
         call.set_response(model=response_model, id=response_id, finish_reasons=finish_reasons)
         if id is not None:

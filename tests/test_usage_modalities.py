@@ -247,3 +247,26 @@ def _find_cost(totals: Any) -> str:
             if found:
                 return found
     return ""
+
+
+def test_track_and_record_usage_take_audio_counts(
+    telemetry: Any, spans: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llm_otel import manual, pipeline, record_usage, track
+
+    monkeypatch.setattr(manual, "_fallback", telemetry)
+    monkeypatch.setattr(pipeline, "_active", None)
+    with track("chat", provider="openai", model="gpt-audio-mini") as call:
+        call.set_usage(input_tokens=50, output_tokens=120, audio_input_tokens=40, audio_output_tokens=100)
+    record_usage(
+        provider="aws.bedrock",
+        model="amazon.nova-sonic-v1:0",
+        input_tokens=1000,
+        output_tokens=0,
+        audio_input_tokens=1000,
+    )
+    first, second = spans.genai()
+    assert first.attributes[sc.USAGE_AUDIO_INPUT_TOKENS] == 40
+    assert first.attributes[sc.USAGE_COST] == float(AUDIO_COST)
+    assert second.attributes[sc.USAGE_COST] == 0.0034
+    assert sc.USAGE_AUDIO_OUTPUT_TOKENS not in second.attributes
