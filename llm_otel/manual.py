@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
 from . import guard, values
 from . import semconv as sc
 from .cost_contract import MAX_TEXT_CHARS
@@ -165,8 +167,11 @@ class TrackedCall:
         cache_read_tokens: int | None = None,
         cache_write_tokens: int | None = None,
         reasoning_tokens: int | None = None,
+        audio_input_tokens: int | None = None,
+        audio_output_tokens: int | None = None,
     ) -> None:
-        """Token counts as the conventions define them: input includes cached, output includes reasoning."""
+        """Token counts as the conventions define them: input includes cached and audio, output includes
+        reasoning and audio. Audio counts are billed at the model's audio prices (unpriced without one)."""
         try:
             out = self._outcome
             for name, value in zip(
@@ -176,6 +181,14 @@ class TrackedCall:
             ):
                 if value is not None:
                     setattr(out, name, values.count(value, "track.usage", name))
+            for attr, name, value in (
+                (sc.USAGE_AUDIO_INPUT_TOKENS, "audio_input_tokens", audio_input_tokens),
+                (sc.USAGE_AUDIO_OUTPUT_TOKENS, "audio_output_tokens", audio_output_tokens),
+            ):
+                if value is not None:
+                    count = values.count(value, "track.usage", name)
+                    if count:
+                        out.modality_tokens = {**(out.modality_tokens or {}), attr: count}
         except Exception as exc:
             guard.report("track.set_usage", exc)
 
@@ -205,6 +218,11 @@ class TrackedCall:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def _start(self, start_time_ns: int | None = None) -> None:
+        if not is_instrumentation_enabled():
+            # inside suppress_instrumentation(): no span, no metrics, no cost record; current_call() still
+            # returns this object, whose setters then have nothing to report to
+            self._tokens = [None, _current.set(self)]
+            return
         try:
             attrs = _request_attributes(self._params)
             self._call = GenAICall(
@@ -218,6 +236,9 @@ class TrackedCall:
     def _finish(self, exc: BaseException | None, end_time_ns: int | None = None) -> None:
         call = self._call
         if call is None:
+            if self._tokens:  # suppressed: only current_call() to restore
+                _current.reset(self._tokens[1])
+                self._tokens = []
             return
         try:
             if self._tokens:
@@ -316,6 +337,8 @@ def record_usage(
     cache_read_tokens: int | None = None,
     cache_write_tokens: int | None = None,
     reasoning_tokens: int | None = None,
+    audio_input_tokens: int | None = None,
+    audio_output_tokens: int | None = None,
     operation: str = "chat",
     start_time: Any = None,
     end_time: Any = None,
@@ -330,8 +353,10 @@ def record_usage(
     One span with the given times (``datetime`` or epoch seconds; default now), priced, metered and
     forwarded to the cost API like every other call. ``id`` makes the cost record's id stable, so
     submitting the same usage twice is counted once by the cost API. ``tags`` are attribution tags, as
-    with ``llm_otel.attributes()``.
+    with ``llm_otel.attributes()``. Inside ``suppress_instrumentation()`` nothing is recorded.
     """
+    if not is_instrumentation_enabled():
+        return
     try:
         end_ns = _ns(end_time, "end_time")
         start_ns = _ns(start_time, "start_time")
@@ -350,6 +375,8 @@ def record_usage(
             cache_read_tokens=cache_read_tokens,
             cache_write_tokens=cache_write_tokens,
             reasoning_tokens=reasoning_tokens,
+            audio_input_tokens=audio_input_tokens,
+            audio_output_tokens=audio_output_tokens,
         )
         call.set_response(model=response_model, id=response_id, finish_reasons=finish_reasons)
         if id is not None:

@@ -62,6 +62,16 @@ OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
 EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
 TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+# Per-modality subsets of the input / output / cache-read counts (only what the response reports).
+USAGE_TEXT_INPUT_TOKENS: Final = "gen_ai.usage.text.input_tokens"
+USAGE_IMAGE_INPUT_TOKENS: Final = "gen_ai.usage.image.input_tokens"
+USAGE_AUDIO_INPUT_TOKENS: Final = "gen_ai.usage.audio.input_tokens"
+USAGE_TEXT_OUTPUT_TOKENS: Final = "gen_ai.usage.text.output_tokens"
+USAGE_IMAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.image.output_tokens"
+USAGE_AUDIO_OUTPUT_TOKENS: Final = "gen_ai.usage.audio.output_tokens"
+USAGE_TEXT_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.text.cache_read.input_tokens"
+USAGE_IMAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.image.cache_read.input_tokens"
+USAGE_AUDIO_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.audio.cache_read.input_tokens"
 
 # --- cost (no merged convention yet; the name OpenLIT writes and Langfuse reads) ----------------------
 USAGE_COST: Final = "gen_ai.usage.cost"
@@ -91,6 +101,8 @@ OLLAMA_OUTPUT_TOKENS_PER_SECOND: Final = "ollama.response.output_tokens_per_seco
 OP_CHAT: Final = "chat"
 OP_TEXT_COMPLETION: Final = "text_completion"
 OP_EMBEDDINGS: Final = "embeddings"
+#: Retrieving a response made earlier (OpenAI ``responses.retrieve``, stream resume): not a new generation.
+OP_FETCH_RESPONSE: Final = "fetch_response"
 PROVIDER_OPENAI: Final = "openai"
 PROVIDER_AZURE_OPENAI: Final = "azure.ai.openai"
 PROVIDER_OLLAMA: Final = "ollama"

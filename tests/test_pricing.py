@@ -385,7 +385,8 @@ def test_deepseek_time_of_day_prices_stay_unpriced(table: PriceTable) -> None:
         ("mistral_ai", "voxtral-small-latest"),  # audio billed per hour
         ("mistral_ai", "mistral-ocr-latest"),  # billed per page
         ("x_ai", "grok-voice-latest"),
-        ("aws.bedrock", "amazon.nova-sonic-v1:0"),
+        ("openai", "gpt-4o-audio-preview"),  # text prices only in the source: audio would be mispriced
+        ("openai", "gpt-4o-mini-audio-preview"),
         ("anthropic", "claude-nonexistent-9"),
         ("anthropic", "gpt-4o"),  # no provider borrows another's prices
         ("mistral_ai", "claude-sonnet-4-5"),

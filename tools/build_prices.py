@@ -33,10 +33,13 @@ Sources (genai-prices provider -> ``gen_ai.provider.name``):
     ``<id>``; ``global.<id>`` (global cross-region inference, cheaper for recent models) stays.
 
 Kept out (and so reported as ``unpriced`` rather than mispriced):
-  * models with prices for anything but text tokens (audio, image or video tokens, audio hours, pages,
-    characters, messages): llm-otel records one input and one output count, so pricing those at the text
-    rate would be wrong; for the same reason names saying audio/realtime/transcribe/tts/whisper/image/
-    live/ocr/moderation are left out;
+  * models with prices for anything but text and audio tokens (image or video tokens, cached audio, audio
+    hours, pages, characters, messages): llm-otel records one input and one output count plus the audio
+    subsets, so pricing those at the text rate would be wrong; for the same reason names saying
+    realtime/transcribe/tts/whisper/image/live/ocr/moderation are left out, and so are names saying audio
+    whose entry has no audio input price (gpt-4o-audio-preview lists text prices only: an audio call to it
+    would be billed at the text rate). Audio input/output token prices are kept (``input_audio`` /
+    ``output_audio``; gpt-audio, gpt-audio-mini, Bedrock's Nova Sonic);
   * models whose price depends on the time of day on the table date (DeepSeek's peak/off-peak rates):
     the cost formula does not see the call's time;
   * models with no token price at all, and models without an output price that are not embedding models
@@ -95,11 +98,15 @@ FIELD_MAP = {
     "cache_read_mtok": "cached_input",
     "cache_write_mtok": "cache_write",
     "output_mtok": "output",
+    "input_audio_mtok": "input_audio",
+    "output_audio_mtok": "output_audio",
 }
+#: Our audio fields: base prices only (a tiered audio price excludes the model).
+AUDIO_FIELDS = {"input_audio", "output_audio"}
 #: Tool fees, and the 1-hour cache-write price (see the module docstring).
 IGNORED_KEYS = {"web_searches_kcount", "storage_searches_kcount", "cache_write_1h_mtok"}
 NAME_EXCLUDE = re.compile(
-    r"(^ft:|\.ft-|audio|realtime|transcribe|tts|whisper|image|moderation|(^|[-.])live([-.]|$)|ocr|:extended$)"
+    r"(^ft:|\.ft-|realtime|transcribe|tts|whisper|image|moderation|(^|[-.])live([-.]|$)|ocr|:extended$)"
 )
 #: Not sold by OpenAI (or Azure OpenAI): a third party's price would misprice a self-hosted one.
 OPENAI_ONLY_EXCLUDE = re.compile(r"(^|\.)gpt-oss")
@@ -216,6 +223,8 @@ def _entry(model: Any, when: datetime) -> tuple[dict[str, Any] | None, str]:
         return None, "no input price"
     if "output_mtok" not in values and not EMBEDDING.search(model.id.lower()):
         return None, "no output price (and not an embedding model)"
+    if "audio" in model.id.lower() and "input_audio_mtok" not in values:
+        return None, "an audio model without audio token prices"
     entry: dict[str, Any] = {}
     tiers: dict[int, dict[str, Any]] = {}
     for key, field in FIELD_MAP.items():
@@ -223,6 +232,8 @@ def _entry(model: Any, when: datetime) -> tuple[dict[str, Any] | None, str]:
         if value is None:
             continue
         if isinstance(value, gp.TieredPrices):
+            if field in AUDIO_FIELDS:
+                return None, "tiered audio prices"
             entry[field] = _s(value.base)
             for tier in value.tiers:
                 tiers.setdefault(tier.start, {"above_input_tokens": tier.start})[field] = _s(tier.price)

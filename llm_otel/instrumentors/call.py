@@ -71,6 +71,8 @@ class Outcome:
         "reasoning_tokens",
         "attributes",
         "output_messages",
+        "billable",
+        "modality_tokens",
     )
 
     def __init__(self) -> None:
@@ -84,6 +86,12 @@ class Outcome:
         self.reasoning_tokens: int | None = None
         self.attributes: dict[str, Any] | None = None
         self.output_messages: list[dict[str, Any]] | None = None
+        #: False for a call that is no new generation (a fetch of a response already recorded): the span
+        #: then carries no pricing attributes at all, neither a cost nor "unpriced".
+        self.billable = True
+        #: Per-modality counts the response reported, attribute name -> count (``gen_ai.usage.audio.
+        #: input_tokens`` ...); None when it reported none (the usual case).
+        self.modality_tokens: dict[str, Any] | None = None
 
 
 def error_type(exc: BaseException) -> str:
@@ -339,10 +347,13 @@ class GenAICall:
                 reasoning = values.count(reasoning, "span.usage", "reasoning tokens")
             if reasoning is not None:
                 attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+        audio_in = audio_out = None
+        if outcome.modality_tokens:
+            audio_in, audio_out = _modality_tokens(outcome.modality_tokens, attrs)
         if outcome.attributes:
             attrs.update(outcome.attributes)
         prices = self.telemetry.prices
-        if prices is not None:
+        if prices is not None and outcome.billable:
             status, source, total, cost_in, cost_out = prices.cost_floats(
                 self.provider,
                 model or self.request_model,
@@ -351,6 +362,8 @@ class GenAICall:
                 cache_read,
                 cache_write,
                 reasoning,
+                audio_in,
+                audio_out,
             )
             attrs[sc.PRICING_STATUS] = status
             if source:
@@ -364,6 +377,16 @@ class GenAICall:
         if outcome.output_messages is not None and self.telemetry.capture.enabled:
             self.record_output(outcome.output_messages, attrs)
         return attrs
+
+
+def _modality_tokens(counts: dict[str, Any], attrs: dict[str, Any]) -> tuple[int | None, int | None]:
+    """Per-modality counts onto the span (each checked on its own); the audio ones, for pricing."""
+    for name, value in counts.items():
+        if value.__class__ is not int or not 0 <= value <= MAX_TOKENS:
+            value = values.count(value, "span.usage", name)
+        if value is not None:
+            attrs[name] = value
+    return attrs.get(sc.USAGE_AUDIO_INPUT_TOKENS), attrs.get(sc.USAGE_AUDIO_OUTPUT_TOKENS)
 
 
 def _reasons(reasons: tuple[Any, ...]) -> tuple[str, ...]:

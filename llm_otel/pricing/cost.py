@@ -9,7 +9,19 @@ Token semantics are OpenAI's usage conventions, which the instrumentors keep for
     total  = input + output
 
 Missing or negative counts count as 0 (so does an uncached remainder below 0); reasoning tokens are capped
-at the output tokens; an entry without a ``reasoning`` price bills them at the output price. A tier's
+at the output tokens; an entry without a ``reasoning`` price bills them at the output price.
+
+Audio tokens (a subset of input, resp. output, as OpenAI reports them) are billed at the entry's audio
+prices and the rest at the text prices (:meth:`Priced.pico_audio`)::
+
+    input  = (input - cache_read - cache_write - audio_in) * input_price + cache_read * cached_input_price
+             + cache_write * cache_write_price + audio_in * input_audio_price
+    output = (output - reasoning - audio_out) * output_price + reasoning * reasoning_price
+             + audio_out * output_audio_price
+
+A call with audio tokens is unpriced (never billed at the text rate) when the entry has no price for that
+direction's audio, when it also reports cached tokens (the count does not say which modality was cached), or
+when the audio count exceeds what it is a part of. Calls without audio tokens never take this path. A tier's
 prices replace the base ones for every token of a call whose input exceeds the tier's threshold.
 
 Exactness: :class:`Priced` compiles an entry's per-million prices once into integer per-token rates, in
@@ -102,11 +114,12 @@ LOCAL: Final = Fixed(Cost(PRICING_LOCAL, Decimal("0"), Decimal("0"), Decimal("0"
 class Priced:
     """A price entry compiled for the call path: integer per-token rates, and the formula over them."""
 
-    __slots__ = ("source", "rates", "tiers", "unit", "simple")
+    __slots__ = ("source", "rates", "tiers", "unit", "simple", "audio")
 
     def __init__(self, source: str, price: Price) -> None:
         tiers = sorted(price.tiers, key=lambda t: t.above_input_tokens, reverse=True)
         prices = [price.input, price.cached_input, price.cache_write, price.output, price.reasoning]
+        prices += [price.input_audio, price.output_audio]
         for t in tiers:
             prices += [t.input, t.cached_input, t.cache_write, t.output, t.reasoning]
         # the smallest scale >= 12 at which every per-token rate (price / 10**6) is a whole number
@@ -134,6 +147,52 @@ class Priced:
         )
         #: No tiers and nothing to round: :meth:`CostCalculator.cost_floats` runs the formula inline.
         self.simple = not self.tiers and self.unit == 1
+        #: Per-token audio input / output rates (same scale); None: no audio price.
+        self.audio = (
+            _per_token(price.input_audio, scale) if price.input_audio is not None else None,
+            _per_token(price.output_audio, scale) if price.output_audio is not None else None,
+        )
+
+    def pico_audio(
+        self,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cache_read_tokens: int | None,
+        cache_write_tokens: int | None,
+        reasoning_tokens: int | None,
+        audio_input_tokens: int | None,
+        audio_output_tokens: int | None,
+    ) -> tuple[int, int] | None:
+        """:meth:`pico` for a call that reports audio tokens; None when its cost cannot be determined."""
+        i = input_tokens if input_tokens and input_tokens > 0 else 0
+        o = output_tokens if output_tokens and output_tokens > 0 else 0
+        cr = cache_read_tokens if cache_read_tokens and cache_read_tokens > 0 else 0
+        cw = cache_write_tokens if cache_write_tokens and cache_write_tokens > 0 else 0
+        ai = audio_input_tokens if audio_input_tokens and audio_input_tokens > 0 else 0
+        ao = audio_output_tokens if audio_output_tokens and audio_output_tokens > 0 else 0
+        r_ain, r_aout = self.audio
+        if (ai and (r_ain is None or cr or cw or ai > i)) or (ao and (r_aout is None or ao > o)):
+            return None
+        rates = self.rates
+        for above, tier_rates in self.tiers:  # highest threshold first
+            if i > above:
+                rates = tier_rates
+                break
+        r_in, r_cached, r_write, r_out, r_reason = rates
+        text_in = i - cr - cw - ai
+        inp = (text_in * r_in if text_in > 0 else 0) + cr * r_cached + cw * r_write + ai * (r_ain or 0)
+        text_out = o - ao
+        if r_reason is not None and reasoning_tokens and reasoning_tokens > 0:
+            rt = min(reasoning_tokens, text_out)
+            out = (text_out - rt) * r_out + rt * r_reason
+        else:
+            out = text_out * r_out
+        out += ao * (r_aout or 0)
+        unit = self.unit
+        if unit != 1:
+            inp = _round_half_even(inp, unit)
+            out = _round_half_even(out, unit)
+        return inp, out
 
     def pico(
         self,
@@ -179,8 +238,7 @@ def _rates(
     """Per-million prices -> integer per-token rates in 10**-scale USD, with the documented fallbacks."""
 
     def per_token(d: Decimal) -> int:
-        coefficient, exponent = decimal_parts(d)
-        return coefficient * 10 ** (exponent - 6 + scale)  # the scale makes the shift >= 0
+        return _per_token(d, scale)
 
     i = per_token(inp)
     return (
@@ -190,6 +248,12 @@ def _rates(
         per_token(out) if out is not None else 0,
         per_token(reason) if reason is not None else None,
     )
+
+
+def _per_token(d: Decimal, scale: int) -> int:
+    """A per-million price as an integer per-token rate in 10**-scale USD."""
+    coefficient, exponent = decimal_parts(d)
+    return coefficient * 10 ** (exponent - 6 + scale)  # the scale makes the shift >= 0
 
 
 def _round_half_even(amount: int, unit: int) -> int:
@@ -239,8 +303,11 @@ class CostCalculator:
         cache_read_tokens: int | None = None,
         cache_write_tokens: int | None = None,
         reasoning_tokens: int | None = None,
+        audio_input_tokens: int | None = None,
+        audio_output_tokens: int | None = None,
     ) -> Cost:
-        """Exact cost of one call. Token semantics are OpenAI's (input includes cache, output reasoning)."""
+        """Exact cost of one call. Token semantics are OpenAI's (input includes cache and audio, output
+        reasoning and audio)."""
         hit = self._memo.get((provider, model))
         if hit is None:
             hit = self._resolved(provider, model)
@@ -248,9 +315,23 @@ class CostCalculator:
             return hit.cost  # local (cost 0 whatever the usage) or unpriced
         if input_tokens is None and output_tokens is None:
             return UNPRICED.cost  # usage unknown: no cost rather than a wrong one
-        inp, out = hit.pico(
-            input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
-        )
+        if audio_input_tokens or audio_output_tokens:
+            both = hit.pico_audio(
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
+                reasoning_tokens,
+                audio_input_tokens,
+                audio_output_tokens,
+            )
+            if both is None:
+                return UNPRICED.cost
+            inp, out = both
+        else:
+            inp, out = hit.pico(
+                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
+            )
         return Cost(PRICING_PRICED, _usd(inp + out), _usd(inp), _usd(out), hit.source)
 
     def cost_floats(
@@ -262,6 +343,8 @@ class CostCalculator:
         cache_read_tokens: int | None = None,
         cache_write_tokens: int | None = None,
         reasoning_tokens: int | None = None,
+        audio_input_tokens: int | None = None,
+        audio_output_tokens: int | None = None,
     ) -> Floats:
         """``(status, source, total, input, output)`` for span attributes: :meth:`cost` as floats, cheaply.
 
@@ -274,7 +357,20 @@ class CostCalculator:
             return hit.floats
         if input_tokens is None and output_tokens is None:
             return UNPRICED.floats
-        if not hit.simple:  # tiers or sub-picodollar rates
+        if audio_input_tokens or audio_output_tokens:  # rare: the general formula
+            both = hit.pico_audio(
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
+                reasoning_tokens,
+                audio_input_tokens,
+                audio_output_tokens,
+            )
+            if both is None:
+                return UNPRICED.floats
+            inp, out = both
+        elif not hit.simple:  # tiers or sub-picodollar rates
             inp, out = hit.pico(
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
             )

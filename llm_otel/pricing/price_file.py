@@ -10,6 +10,7 @@ of the bundled ``llm_otel/data/prices.json``::
     {"version": "2026-11-01", "currency": "USD", "unit": "per_million_tokens",   # optional; must be these
      "models": {"openai/my-model": {"input": "0.15", "cached_input": "0.075", "cache_write": "0.1875",
                                     "output": "0.60", "reasoning": "0.60",
+                                    "input_audio": "10", "output_audio": "20",
                                     "tiers": [{"above_input_tokens": 272000, "input": "0.30"}],
                                     "aliases": ["my-model-latest", "my-model-*"]},
                 "ollama/*": {"input": "0.02", "output": "0.02"}}}
@@ -20,12 +21,14 @@ tokens, given as strings (or numbers), read as exact ``Decimal``: finite, >= 0, 
 :data:`MAX_PRICE` and with at most :data:`MAX_PLACES` decimal places, so that the cost arithmetic stays
 exact integer arithmetic on small integers and every cost fits a float. Missing ``cached_input`` and
 ``cache_write`` prices mean "billed at the input price"; a missing ``reasoning`` price means "billed as
-output"; an entry without ``output`` (embeddings) bills input only.
+output"; an entry without ``output`` (embeddings) bills input only. ``input_audio`` / ``output_audio`` are
+the prices of audio tokens (the response's ``audio_tokens``); a call that reports audio tokens to an entry
+without the matching audio price is unpriced, not billed at the text rate.
 
-Not modelled: service tiers (flex/priority/batch), per-call tool fees (web/file search), audio/image/video
-tokens and time-of-day prices (models billed for those are left out of the bundled table, so they are
-unpriced rather than mispriced), Anthropic's 1-hour cache writes (one ``cache_write`` price: the bundled
-one is the 5-minute write price).
+Not modelled: service tiers (flex/priority/batch), per-call tool fees (web/file search), cached-audio, image
+and video token prices and time-of-day prices (models billed for those are left out of the bundled table,
+so they are unpriced rather than mispriced), Anthropic's 1-hour cache writes (one ``cache_write`` price: the
+bundled one is the 5-minute write price).
 """
 
 from __future__ import annotations
@@ -54,7 +57,9 @@ MAX_PLACES: Final = 30
 _SETTING: Final = "prices"
 _UNIT: Final = "per_million_tokens"
 _PRICE_FIELDS: Final = ("input", "cached_input", "cache_write", "output", "reasoning")
-_ENTRY_FIELDS: Final = frozenset((*_PRICE_FIELDS, "tiers", "aliases"))
+#: Audio token prices: base entries only (no tiers), used only when a call reports audio tokens.
+_AUDIO_FIELDS: Final = ("input_audio", "output_audio")
+_ENTRY_FIELDS: Final = frozenset((*_PRICE_FIELDS, *_AUDIO_FIELDS, "tiers", "aliases"))
 _TIER_FIELDS: Final = frozenset((*_PRICE_FIELDS, "above_input_tokens"))
 _DOC_FIELDS: Final = frozenset(("version", "currency", "unit", "source", "models"))
 
@@ -84,6 +89,9 @@ class Price:
     cache_write: Decimal | None = None
     reasoning: Decimal | None = None
     tiers: tuple[PriceTier, ...] = ()
+    #: Audio tokens (a subset of input / output): None = no audio price, so a call with audio is unpriced.
+    input_audio: Decimal | None = None
+    output_audio: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +185,7 @@ def _parse_entry(key: object, raw: object, origin: str, label: str) -> Entry:
     model = norm_model(provider, model)
     if not provider or not model or "*" in model[:-1]:
         raise _bad(origin, f"{where}: expected '<provider>/<model>', '<model>' or a trailing '*' wildcard")
-    prices = _prices_of(raw, _PRICE_FIELDS, origin, where)
+    prices = _prices_of(raw, (*_PRICE_FIELDS, *_AUDIO_FIELDS), origin, where)
     tiers: list[PriceTier] = []
     raw_tiers = raw.get("tiers", ())
     if not isinstance(raw_tiers, (list, tuple)):

@@ -84,11 +84,14 @@ def _tags(attrs: Any) -> dict[str, str]:
 
 
 def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> dict[str, Any] | None:
-    """Map one finished span to a record; None when it is not a GenAI span (no operation name)."""
+    """Map one finished span to a record; None when it is not a GenAI span (no operation name) or a
+    ``fetch_response`` that records no usage."""
     attrs = span.attributes or {}
     operation = attrs.get(semconv.OPERATION)
     if not isinstance(operation, str) or not operation:
         return None
+    if operation == semconv.OP_FETCH_RESPONSE and semconv.PRICING_STATUS not in attrs:
+        return None  # a fetch of a response already recorded: no new generation, nothing to bill
     operation = clean_text(operation)
     ctx = span.context
     if ctx is None or span.end_time is None:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from wrapt import wrap_function_wrapper
 
 from ... import guard
@@ -138,7 +138,7 @@ class _Wrapping:
         if is_async:
 
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                if not self.enabled:
+                if not self.enabled or not is_instrumentation_enabled():
                     return await wrapped(*args, **kwargs)
                 begun = self._begin(instance, args, kwargs)
                 if begun is None:
@@ -157,7 +157,7 @@ class _Wrapping:
             return async_wrapper
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not self.enabled:
+            if not self.enabled or not is_instrumentation_enabled():
                 return wrapped(*args, **kwargs)
             begun = self._begin(instance, args, kwargs)
             if begun is None:

@@ -3,6 +3,7 @@
 Patched with wrapt on the resource classes, so every client instance (``OpenAI``, ``AsyncOpenAI``,
 ``AzureOpenAI``, ...) is covered: chat.completions.create/parse (+ the beta parse where present, and the
 ``chat.completions.stream()`` helper through create), responses.create/parse (+ ``responses.stream()``),
+responses.retrieve (``fetch_response``, also the stream resume ``responses.stream(response_id=...)``),
 embeddings.create and the legacy completions.create. ``with_raw_response``/``with_streaming_response``
 keep their API: the span ends when the body is parsed or the response closed (``raw_responses.py``).
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from wrapt import wrap_function_wrapper
 
 from ... import guard
@@ -85,6 +86,15 @@ ENDPOINTS: list[_Endpoint] = [
         req.responses_request,
         resp.responses_outcome,
         None,
+    ),
+    *_pair(
+        "openai.resources.responses",
+        "Responses",
+        "retrieve",
+        sc.OP_FETCH_RESPONSE,
+        req.fetch_request,
+        resp.fetch_outcome,
+        "responses",
     ),
     *_pair(
         "openai.resources.embeddings",
@@ -158,11 +168,14 @@ class _Wrapping:
 
     # -- call start ------------------------------------------------------------------------------------
     def start(
-        self, ep: _Endpoint, instance: Any, kwargs: dict[str, Any]
+        self, ep: _Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[GenAICall, dict[str, Any], bool]:
         t = self.t
         provider, attrs = server_and_provider(instance, t, self.types.azure)
-        model = ep.request(kwargs, attrs)
+        if args and ep.operation == sc.OP_FETCH_RESPONSE:  # retrieve(response_id, ...)
+            model = ep.request({**kwargs, "response_id": args[0]}, attrs)
+        else:
+            model = ep.request(kwargs, attrs)
         hide_usage = False
         call_kwargs = kwargs
         if ep.stream in ("chat", "completion") and t.inject_stream_usage and req.wants_stream_usage(kwargs):
@@ -192,7 +205,8 @@ class _Wrapping:
         t = self.t
         capture = t.capture.enabled
         if ep.stream == "responses":
-            return resp.ResponseEvents(capture, t.max_chars)
+            events = resp.FetchEvents if ep.operation == sc.OP_FETCH_RESPONSE else resp.ResponseEvents
+            return events(capture, t.max_chars)
         return resp.ChatChunks(hide_usage, capture, t.max_chars, "delta" if ep.stream == "chat" else "text")
 
     def finish(self, ep: _Endpoint, call: GenAICall, result: Any, hide_usage: bool) -> Any:
@@ -235,10 +249,10 @@ class _Wrapping:
         if ep.is_async:
 
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                if not self.enabled or _IN_CALL.get():
+                if not self.enabled or _IN_CALL.get() or not is_instrumentation_enabled():
                     return await wrapped(*args, **kwargs)
                 try:
-                    call, call_kwargs, hide_usage = self.start(ep, instance, kwargs)
+                    call, call_kwargs, hide_usage = self.start(ep, instance, args, kwargs)
                 except Exception as exc:
                     guard.report("openai.start", exc)
                     return await wrapped(*args, **kwargs)
@@ -257,10 +271,10 @@ class _Wrapping:
             return async_wrapper
 
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not self.enabled or _IN_CALL.get():
+            if not self.enabled or _IN_CALL.get() or not is_instrumentation_enabled():
                 return wrapped(*args, **kwargs)
             try:
-                call, call_kwargs, hide_usage = self.start(ep, instance, kwargs)
+                call, call_kwargs, hide_usage = self.start(ep, instance, args, kwargs)
             except Exception as exc:
                 guard.report("openai.start", exc)
                 return wrapped(*args, **kwargs)

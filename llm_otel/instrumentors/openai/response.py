@@ -17,6 +17,7 @@ from ... import semconv as sc
 from ...content import truncate
 from .. import content_capture as cc
 from ..call import Outcome
+from . import unbilled
 
 #: Highest number of choices taken from a stream (the API's own limit of ``n`` is 128): a chunk claiming
 #: choice 1,000,000,000 must not make the span build a billion finish reasons.
@@ -41,8 +42,37 @@ def _usage_into(outcome: Outcome, usage: Any) -> None:
     if in_details is not None:
         outcome.cache_read_tokens = getattr(in_details, "cached_tokens", None)
         outcome.cache_write_tokens = getattr(in_details, "cache_write_tokens", None)
+        _modalities(outcome, in_details, _INPUT_MODALITIES)
     if out_details is not None:
         outcome.reasoning_tokens = getattr(out_details, "reasoning_tokens", None)
+        _modalities(outcome, out_details, _OUTPUT_MODALITIES)
+
+
+#: ``*_tokens_details`` field -> per-modality attribute. OpenAI's chat usage reports ``audio_tokens`` (and
+#: in newer clients ``text_tokens``/``image_tokens``) in both details; the Responses API none so far (read
+#: all the same: a server may send them, and the client keeps unknown fields).
+_INPUT_MODALITIES = (
+    ("text_tokens", sc.USAGE_TEXT_INPUT_TOKENS),
+    ("image_tokens", sc.USAGE_IMAGE_INPUT_TOKENS),
+    ("audio_tokens", sc.USAGE_AUDIO_INPUT_TOKENS),
+)
+_OUTPUT_MODALITIES = (
+    ("text_tokens", sc.USAGE_TEXT_OUTPUT_TOKENS),
+    ("image_tokens", sc.USAGE_IMAGE_OUTPUT_TOKENS),
+    ("audio_tokens", sc.USAGE_AUDIO_OUTPUT_TOKENS),
+)
+
+
+def _modalities(outcome: Outcome, details: Any, fields: tuple[tuple[str, str], ...]) -> None:
+    """Per-modality counts as reported; a 0 (OpenAI sends ``audio_tokens: 0`` on every text call) means the
+    modality was not used and is left off, and nothing is derived (no text = total - audio)."""
+    for field, name in fields:
+        value = getattr(details, field, None)
+        if value:
+            counts = outcome.modality_tokens
+            if counts is None:
+                counts = outcome.modality_tokens = {}
+            counts[name] = value
 
 
 def _openai_attrs(obj: Any) -> dict[str, Any] | None:
@@ -129,7 +159,35 @@ def completion_outcome(response: Any, capture: bool = False, limit: int = 0) -> 
 _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
+#: Statuses of a Responses API response still being generated (background mode): no usage yet.
+_UNFINISHED = frozenset({"queued", "in_progress"})
+
+
 def responses_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcome:
+    """A created response; one still being generated (background) is remembered for its first fetch."""
+    outcome = _responses_outcome(response, capture, limit)
+    if outcome.input_tokens is None and getattr(response, "status", None) in _UNFINISHED:
+        unbilled.remember(outcome.response_id)
+    return outcome
+
+
+def fetch_outcome(response: Any, capture: bool = False, limit: int = 0) -> Outcome:
+    """A retrieved response (``fetch_response``): usage and cost only when no span has recorded them yet
+    (``unbilled.py``); otherwise none, as the conventions ask, and no pricing attributes."""
+    outcome = _responses_outcome(response, capture, limit)
+    if not (outcome.input_tokens is not None and unbilled.settle(outcome.response_id)):
+        _not_billed(outcome)
+    return outcome
+
+
+def _not_billed(outcome: Outcome) -> None:
+    outcome.input_tokens = outcome.output_tokens = None
+    outcome.cache_read_tokens = outcome.cache_write_tokens = outcome.reasoning_tokens = None
+    outcome.modality_tokens = None
+    outcome.billable = False
+
+
+def _responses_outcome(response: Any, capture: bool, limit: int) -> Outcome:
     outcome = Outcome()
     outcome.response_model = getattr(response, "model", None)
     outcome.response_id = getattr(response, "id", None)
@@ -367,5 +425,23 @@ class ResponseEvents:
         if self.started is not None:
             outcome.response_model = getattr(self.started, "model", None)
             outcome.response_id = getattr(self.started, "id", None)
+            unbilled.remember(outcome.response_id)  # a resumed stream may still see it complete
         outcome.finish_reasons = ["error"]
+        return outcome
+
+
+class FetchEvents(ResponseEvents):
+    """A resumed Responses stream (``responses.retrieve(id, stream=True)``): a ``fetch_response``."""
+
+    __slots__ = ()
+
+    def outcome(self) -> Outcome:
+        if self.final is not None:
+            return fetch_outcome(self.final, self.capture, self.limit)
+        outcome = Outcome()
+        if self.started is not None:
+            outcome.response_model = getattr(self.started, "model", None)
+            outcome.response_id = getattr(self.started, "id", None)
+        outcome.finish_reasons = ["error"]
+        outcome.billable = False
         return outcome
