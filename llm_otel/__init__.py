@@ -41,7 +41,7 @@ _lock = threading.Lock()
 _handle: Any = None
 
 
-def instrument(*, tracer_provider: Any = None, **options: Any) -> Instrumentation:
+def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, **options: Any) -> Instrumentation:
     """Instrument every installed supported client library. Idempotent: a second call returns the handle
     (with a warning, once, if it asked for different settings: ``uninstrument()`` first to change them).
 
@@ -51,6 +51,8 @@ def instrument(*, tracer_provider: Any = None, **options: Any) -> Instrumentatio
     its environment variable; ``None`` means "not given". ``tracer_provider`` is an SDK provider to add
     llm-otel's processors to (default: the global one if it is an SDK provider, else a new one). An unknown
     keyword or invalid value raises :class:`ConfigError` here, never later inside an LLM call.
+    ``meter_provider``: an SDK MeterProvider to record the OpenTelemetry metrics to (default: the global
+    one if it is an SDK provider, else one made for ``OTEL_METRICS_EXPORTER``, else none).
     """
     global _handle
     from .config import Settings
@@ -60,7 +62,7 @@ def instrument(*, tracer_provider: Any = None, **options: Any) -> Instrumentatio
         if _handle is not None:
             _warn_if_different(_handle, tracer_provider, options)
             return _handle  # type: ignore[no-any-return]
-        _handle = build(Settings.resolve(**options), tracer_provider)
+        _handle = build(Settings.resolve(**options), tracer_provider, meter_provider)
         return _handle  # type: ignore[no-any-return]
 
 

@@ -46,6 +46,11 @@ def drain_all() -> None:
         fold.drain()
 
 
+def dropped_all() -> int:
+    """Ended spans dropped from the metrics by every live fold of this process (as folded so far)."""
+    return sum(fold.dropped_total for fold in list(_folds))
+
+
 class _DrainCollector:
     """A prometheus-client collector with no metrics of its own: collecting it drains the queues. It is
     registered before the families it feeds, so a scrape (and ``get_sample_value``) reads exact values."""
@@ -84,6 +89,8 @@ class SpanFold(SpanProcessor):
     def __init__(self, *, interval: float = DEFAULT_FOLD_INTERVAL, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
         self.fold_interval = interval
         self.max_queue = max_queue
+        #: Ended spans left out of the metrics because the queue was full, since construction (as folded).
+        self.dropped_total = 0
         self._closed = False
         self._reset()
         _folds.add(self)
@@ -144,6 +151,7 @@ class SpanFold(SpanProcessor):
                     report("metrics.fold_end", exc)
             dropped, self._dropped = self._dropped, 0
             if dropped:
+                self.dropped_total += dropped
                 self.count_dropped(dropped)
 
     def fold_start(self, span: Span) -> None:  # pragma: no cover - overridden
