@@ -202,8 +202,9 @@ def measure(
         python = python_for(variant)
         key = (variant, mode, n)
         totals[key], mains[key] = callgrind_threads(python, script, variant, mode, n, warmup, tmp)
-        print(f"  {variant:22s} {mode:9s} n={n:<5d} Ir={totals[key]:>14,d} (caller thread {mains[key]:>14,d}) "
-              f"({time.monotonic() - t0:.0f}s)", file=sys.stderr, flush=True)  # fmt: skip
+        print(f"  {variant:22s} {mode:9s} n={n:<5d} Ir={totals[key]:>14,d} "
+              f"(caller thread {mains[key]:>14,d}) ({time.monotonic() - t0:.0f}s)",
+              file=sys.stderr, flush=True)  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(run, tasks))
@@ -213,7 +214,9 @@ def measure(
             _, n1, n2 = counts[mode]
             result[(variant, mode)] = (totals[(variant, mode, n2)] - totals[(variant, mode, n1)]) / (n2 - n1)
             if caller is not None:
-                caller[(variant, mode)] = (mains[(variant, mode, n2)] - mains[(variant, mode, n1)]) / (n2 - n1)
+                caller[(variant, mode)] = (mains[(variant, mode, n2)] - mains[(variant, mode, n1)]) / (
+                    n2 - n1
+                )
     return result
 
 

@@ -311,9 +311,10 @@ def _setup_variant(variant: str, provider: Any) -> None:
         llm_otel.instrument(prometheus_port=0, tracer_provider=provider)
         return
     if variant == "llm_otel_meter":  # instrument() with an SDK MeterProvider: OpenTelemetry metrics too
-        import llm_otel
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        import llm_otel
 
         meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
         llm_otel.instrument(prometheus_port=0, tracer_provider=provider, meter_provider=meters)
@@ -433,7 +434,10 @@ def main() -> None:
     if args.profile:
         md += ["", "## llm_otel breakdown (cumulative ablations)", "", breakdown(per_call, modes)]
     md += ["", "raw per-call: " + json.dumps({f"{v}/{m}": round(x) for (v, m), x in per_call.items()})]
-    md += ["", "raw per-call, caller thread: " + json.dumps({f"{v}/{m}": round(x) for (v, m), x in caller.items()})]
+    md += [
+        "",
+        "raw per-call, caller thread: " + json.dumps({f"{v}/{m}": round(x) for (v, m), x in caller.items()}),
+    ]
     text = "\n".join(md) + "\n"
     (OUT / "results.md").write_text(text)
     print(text)

@@ -142,11 +142,15 @@ def parse_metrics_exporter(setting: str, value: Any) -> tuple[str, ...]:
     """A comma-separated list of ``otlp``, ``console``, ``prometheus``, ``none`` (the standard variable)."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)):
-        raise ConfigError(setting, value, f"expected a comma-separated list of {', '.join(METRICS_EXPORTERS)}")
+        raise ConfigError(
+            setting, value, f"expected a comma-separated list of {', '.join(METRICS_EXPORTERS)}"
+        )
     names = tuple(dict.fromkeys(str(item).strip().lower() for item in items if str(item).strip()))
     for name in names:
         if name not in METRICS_EXPORTERS:
-            raise ConfigError(setting, value, f"unknown metrics exporter {name!r}; known: {', '.join(METRICS_EXPORTERS)}")
+            raise ConfigError(
+                setting, value, f"unknown metrics exporter {name!r}; known: {', '.join(METRICS_EXPORTERS)}"
+            )
     return names
 
 

@@ -33,7 +33,9 @@ PROM_NAMES = {
     "gen_ai.client.inference.time_per_output_chunk": "gen_ai_client_inference_time_per_output_chunk_seconds",
     "gen_ai.client.inference.usage.input_tokens": "gen_ai_client_inference_usage_input_tokens",
     "gen_ai.client.inference.usage.output_tokens": "gen_ai_client_inference_usage_output_tokens",
-    "gen_ai.client.inference.usage.cache_read.input_tokens": "gen_ai_client_inference_usage_cache_read_input_tokens",
+    "gen_ai.client.inference.usage.cache_read.input_tokens": (
+        "gen_ai_client_inference_usage_cache_read_input_tokens"
+    ),
     "gen_ai.client.inference.operation.input_tokens": "gen_ai_client_inference_operation_input_tokens",
     "gen_ai.client.inference.operation.output_tokens": "gen_ai_client_inference_operation_output_tokens",
     "llm_otel.cost": "llm_otel_cost_usd",
@@ -178,7 +180,11 @@ def test_errors_are_counted_alike(server: Any) -> None:
     server.clear_faults()
     points = out["points"]
     _same(out["prom"], otel_values(points))
-    errors = [p for p in points if p["name"] == "gen_ai.client.operation.duration" and "error.type" in p["attributes"]]
+    errors = [
+        p
+        for p in points
+        if p["name"] == "gen_ai.client.operation.duration" and "error.type" in p["attributes"]
+    ]
     assert errors and sum(p["count"] for p in errors) == 2
 
 
@@ -229,12 +235,19 @@ def _feed(latest: bool) -> tuple[PrometheusMetricsProcessor, InMemoryMetricReade
     reader = InMemoryMetricReader()
     meters = MeterProvider(metric_readers=[reader])
     processor.attach(
-        OTelMetricsRecorder(meters, latest_semconv=latest, drain=processor.drain, dropped=lambda: processor.dropped_total)
+        OTelMetricsRecorder(
+            meters, latest_semconv=latest, drain=processor.drain, dropped=lambda: processor.dropped_total
+        )
     )
     tracer = TracerProvider(resource=Resource.create({"service.name": "svc"}))
     tracer.add_span_processor(processor)
     t = tracer.get_tracer(sc.SCOPE_NAME)
-    attrs = {sc.OPERATION: "chat", sc.PROVIDER: "openai", sc.REQUEST_MODEL: "gpt-4o", sc.RESPONSE_MODEL: "gpt-4o"}
+    attrs = {
+        sc.OPERATION: "chat",
+        sc.PROVIDER: "openai",
+        sc.REQUEST_MODEL: "gpt-4o",
+        sc.RESPONSE_MODEL: "gpt-4o",
+    }
     for tpoc in (0.02, 0.04):
         span = t.start_span("chat gpt-4o", attributes=attrs)
         span.set_attributes({
@@ -272,7 +285,9 @@ def test_time_per_output_chunk_in_both(latest: bool) -> None:
     name = f"{prefix}_time_per_output_chunk_seconds"
     assert registry.get_sample_value(name + "_count", labels) == 2
     assert registry.get_sample_value(name + "_sum", labels) == pytest.approx(0.06)
-    otel_name = ("gen_ai.client.inference" if latest else "gen_ai.client.operation") + ".time_per_output_chunk"
+    otel_name = (
+        "gen_ai.client.inference" if latest else "gen_ai.client.operation"
+    ) + ".time_per_output_chunk"
     (tpoc,) = [p for p in points if p["name"] == otel_name]
     assert tpoc["count"] == 2 and tpoc["sum"] == pytest.approx(0.06)
     assert tpoc["attributes"] == {sc.OPERATION: "chat", sc.PROVIDER: "openai", sc.REQUEST_MODEL: "gpt-4o",

@@ -86,7 +86,9 @@ class SpanFold(SpanProcessor):
     dropped: undo what ``fold_start`` did, on the application thread) and ``count_dropped(n)``.
     """
 
-    def __init__(self, *, interval: float = DEFAULT_FOLD_INTERVAL, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
+    def __init__(
+        self, *, interval: float = DEFAULT_FOLD_INTERVAL, max_queue: int = DEFAULT_MAX_QUEUE
+    ) -> None:
         self.fold_interval = interval
         self.max_queue = max_queue
         #: Ended spans left out of the metrics because the queue was full, since construction (as folded).

@@ -76,7 +76,13 @@ def decode_metrics(request: ExportMetricsServiceRequest) -> list[dict[str, Any]]
         for sm in rm.scope_metrics:
             for m in sm.metrics:
                 kind = m.WhichOneof("data")
-                base = {"name": m.name, "unit": m.unit, "kind": kind, "scope": sm.scope.name, "resource": resource}
+                base = {
+                    "name": m.name,
+                    "unit": m.unit,
+                    "kind": kind,
+                    "scope": sm.scope.name,
+                    "resource": resource,
+                }
                 data = getattr(m, kind) if kind else None
                 for p in getattr(data, "data_points", ()):
                     point = {**base, "attributes": {kv.key: _value(kv.value) for kv in p.attributes}}
@@ -89,7 +95,7 @@ def decode_metrics(request: ExportMetricsServiceRequest) -> list[dict[str, Any]]
                         number = p.WhichOneof("value")
                         point["value"] = getattr(p, number) if number else None
                         if kind == "sum":
-                            point["monotonic"] = data.is_monotonic
+                            point["monotonic"] = getattr(data, "is_monotonic", None)
                     out.append(point)
     return out
 

@@ -88,6 +88,10 @@ def recorder_for(provider: Any, *, latest_semconv: bool, label_tags: tuple[str, 
     recorder = per_provider.get(key)
     if recorder is None:
         recorder = per_provider[key] = OTelMetricsRecorder(
-            provider, latest_semconv=latest_semconv, label_tags=label_tags, drain=drain_all, dropped=dropped_all
+            provider,
+            latest_semconv=latest_semconv,
+            label_tags=label_tags,
+            drain=drain_all,
+            dropped=dropped_all,
         )
     return recorder

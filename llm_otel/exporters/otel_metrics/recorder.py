@@ -56,7 +56,9 @@ except ImportError:  # pragma: no cover - an old semantic-conventions package
     TIME_PER_OUTPUT_CHUNK = "gen_ai.client.operation.time_per_output_chunk"
 
 try:
-    from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_TOKEN_TYPE as TOKEN_TYPE
+    from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _ga
+
+    TOKEN_TYPE: str = getattr(_ga, "GEN_AI_TOKEN_TYPE", "gen_ai.token.type")
 except ImportError:  # pragma: no cover
     TOKEN_TYPE = "gen_ai.token.type"
 
@@ -117,20 +119,27 @@ class OTelMetricsRecorder:
         tok = list(TOKEN_BUCKETS)
 
         def seconds(name: str, doc: str) -> Any:
-            return meter.create_histogram(name, unit="s", description=doc, explicit_bucket_boundaries_advisory=dur)
+            return meter.create_histogram(
+                name, unit="s", description=doc, explicit_bucket_boundaries_advisory=dur
+            )
 
         self.operation_duration = seconds(OPERATION_DURATION, "GenAI operation duration.")
         if latest_semconv:
             self.inference_duration = seconds(INFERENCE_DURATION, "GenAI inference duration.")
-            self.ttfc = seconds(INFERENCE_TTFC, "Time from the request to the first chunk of a streamed response.")
+            self.ttfc = seconds(
+                INFERENCE_TTFC, "Time from the request to the first chunk of a streamed response."
+            )
             self.tpoc = seconds(INFERENCE_TPOC, "Mean time between the chunks of a streamed response.")
             self.usage = {
-                kind: meter.create_counter(INFERENCE_USAGE + name, unit="{token}", description=f"{kind} tokens.")
+                kind: meter.create_counter(
+                    INFERENCE_USAGE + name, unit="{token}", description=f"{kind} tokens."
+                )
                 for kind, name in _USAGE_NAMES.items()
             }
             self.op_tokens = {
                 kind: meter.create_histogram(
-                    INFERENCE_OP_TOKENS + kind + "_tokens", unit="{token}",
+                    INFERENCE_OP_TOKENS + kind + "_tokens",
+                    unit="{token}",
                     description=f"{kind.capitalize()} tokens per inference operation.",
                     explicit_bucket_boundaries_advisory=tok,
                 )  # fmt: skip
@@ -141,15 +150,21 @@ class OTelMetricsRecorder:
                 TOKEN_USAGE, unit="{token}", description="Number of input and output tokens used.",
                 explicit_bucket_boundaries_advisory=tok,
             )  # fmt: skip
-            self.ttfc = seconds(TIME_TO_FIRST_CHUNK, "Time from the request to the first chunk of a streamed response.")
+            self.ttfc = seconds(
+                TIME_TO_FIRST_CHUNK, "Time from the request to the first chunk of a streamed response."
+            )
             self.tpoc = seconds(TIME_PER_OUTPUT_CHUNK, "Mean time between the chunks of a streamed response.")
         self.cost = meter.create_counter(COST, unit="USD", description="Cost of LLM calls in US dollars.")
         self.requests = meter.create_counter(REQUESTS, unit="{request}", description="LLM calls by outcome.")
-        self.tokens = meter.create_counter(TOKENS, unit="{token}", description="Tokens used by LLM calls, by type.")
+        self.tokens = meter.create_counter(
+            TOKENS, unit="{token}", description="Tokens used by LLM calls, by type."
+        )
         self.unpriced = meter.create_counter(
             UNPRICED, unit="{request}", description="LLM calls whose model has no known price."
         )
-        self.active = meter.create_up_down_counter(ACTIVE, unit="{request}", description="LLM calls in flight.")
+        self.active = meter.create_up_down_counter(
+            ACTIVE, unit="{request}", description="LLM calls in flight."
+        )
         meter.create_observable_counter(
             DROPPED, callbacks=[self._observe_dropped], unit="{span}",
             description="Finished calls left out of the metrics because the folding queue was full.",

@@ -31,7 +31,6 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any, Final
 
-from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry, Histogram
@@ -39,7 +38,6 @@ from prometheus_client import CollectorRegistry, Histogram
 from ... import semconv as sc
 from ...config import latest_semconv_from_env
 from ...errors import ConfigError
-from ...guard import report
 from ...metrics_registry import REGISTRY
 from ..span_fold import DEFAULT_FOLD_INTERVAL, DEFAULT_MAX_QUEUE, SpanFold, ensure_drain_collector
 from .fastpath import Writer, counter_writer, gauge_writer, histogram_writer, span_attributes
