@@ -175,6 +175,10 @@ class LLMOtelSpanProcessor(SpanProcessor):
             )
             self._ends = tuple(p.on_end for p in procs)
             self.processors = procs
+            # One receiver (the usual case): the provider calls it directly, a Python frame less per span.
+            # Instance attributes shadow the methods below; each assignment is atomic.
+            self.on_start = self._starts[0] if len(self._starts) == 1 else self._on_start_all  # type: ignore[method-assign]
+            self.on_end = self._ends[0] if len(self._ends) == 1 else self._on_end_all  # type: ignore[method-assign]
 
     def release(self, processors: Sequence[SpanProcessor]) -> bool:
         """Stop sending spans to ``processors`` if they are what this holds; True if they were."""
@@ -188,6 +192,8 @@ class LLMOtelSpanProcessor(SpanProcessor):
         for start in self._starts:
             start(span, parent_context)
 
+    _on_start_all = on_start
+
     def _on_ending(self, span: Span) -> None:
         for ending in self._endings:
             ending(span)
@@ -195,6 +201,8 @@ class LLMOtelSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         for end in self._ends:
             end(span)
+
+    _on_end_all = on_end
 
     def shutdown(self) -> None:
         """The provider shuts down (``provider.shutdown()``, its exit hook): ours too, within the timeout."""
