@@ -60,13 +60,15 @@ def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, **opt
 
     with _lock:
         if _handle is not None:
-            _warn_if_different(_handle, tracer_provider, options)
+            _warn_if_different(_handle, tracer_provider, options, meter_provider)
             return _handle  # type: ignore[no-any-return]
         _handle = build(Settings.resolve(**options), tracer_provider, meter_provider)
         return _handle  # type: ignore[no-any-return]
 
 
-def _warn_if_different(handle: Any, tracer_provider: Any, options: dict[str, Any]) -> None:
+def _warn_if_different(
+    handle: Any, tracer_provider: Any, options: dict[str, Any], meter_provider: Any = None
+) -> None:
     """A second ``instrument()`` keeps the running setup; say so once if it asked for something else."""
     import logging
 
@@ -80,6 +82,8 @@ def _warn_if_different(handle: Any, tracer_provider: Any, options: dict[str, Any
     )
     if tracer_provider is not None and tracer_provider is not handle.tracer_provider:
         different.append("tracer_provider")
+    if meter_provider is not None and meter_provider is not getattr(handle, "meter_provider", None):
+        different.append("meter_provider")
     if different and not handle.warned_arguments:
         handle.warned_arguments = True
         logging.getLogger("llm_otel").warning(
