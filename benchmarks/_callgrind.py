@@ -134,25 +134,43 @@ def _env() -> dict[str, str]:
     return env
 
 
-def callgrind_total(
+def _file_total(path: Path) -> int:
+    text = path.read_text()
+    m = re.search(r"^totals:\s*(\d+)", text, re.M) or re.search(r"^summary:\s*(\d+)", text, re.M)
+    if not m:
+        raise RuntimeError(f"no totals in {path}")
+    return int(m.group(1))
+
+
+def callgrind_threads(
     python: str, script: Path, variant: str, mode: str, n: int, warmup: int, tmp: Path
-) -> int:
-    """Total instructions (Ir) of one ``script --inner variant mode n warmup`` run under callgrind."""
+) -> tuple[int, int]:
+    """(all threads, the main thread = the caller's) instructions (Ir) of one ``script --inner variant mode
+    n warmup`` run under callgrind (``--separate-threads=yes``: one output file per thread, ``-01`` the
+    main thread; the others are the SDK's batch exporter, llm-otel's metrics fold, ...)."""
     out = tmp / f"cg.{variant}.{mode}.{n}.out"
     env = _env()
     env["BENCH_CALLGRIND_ON"] = "1"
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-           "--dump-line=no",
+           "--dump-line=no", "--separate-threads=yes",
            python, str(script), "--inner", variant, mode, str(n), str(warmup)]  # fmt: skip
     # cwd=/ so that peers' venvs cannot import llm_otel from the work tree
     proc = subprocess.run(cmd, cwd="/", env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{variant}/{mode}/{n} failed:\n{proc.stderr[-3000:]}")
-    text = out.read_text()
-    m = re.search(r"^totals:\s*(\d+)", text, re.M) or re.search(r"^summary:\s*(\d+)", text, re.M)
-    if not m:
-        raise RuntimeError(f"no totals in {out}")
-    return int(m.group(1))
+    files = sorted(tmp.glob(out.name + "-*"))
+    if not files:  # an old valgrind ignoring the option: one file, all threads
+        total = _file_total(out)
+        return total, total
+    main = tmp / (out.name + "-01")
+    return sum(_file_total(f) for f in files), _file_total(main)
+
+
+def callgrind_total(
+    python: str, script: Path, variant: str, mode: str, n: int, warmup: int, tmp: Path
+) -> int:
+    """Total instructions (Ir), all threads, of one ``script --inner variant mode n warmup`` run."""
+    return callgrind_threads(python, script, variant, mode, n, warmup, tmp)[0]
 
 
 def measure(
@@ -162,8 +180,10 @@ def measure(
     counts: dict[str, tuple[int, int, int]],
     jobs: int,
     python_for: Callable[[str], str] = lambda variant: sys.executable,
+    caller: PerCall | None = None,
 ) -> PerCall:
-    """Instructions per call of every (variant, mode); counts[mode] = (warm-up, N1, N2)."""
+    """Instructions per call of every (variant, mode), all threads; counts[mode] = (warm-up, N1, N2).
+    ``caller``, if given, receives the same for the main (the calling) thread alone."""
     tmp = Path(tempfile.mkdtemp(prefix="llm-otel-cg-"))
     tasks = []
     for variant in variants:
@@ -174,14 +194,17 @@ def measure(
     # longest first (streams), so the pool ends together
     tasks.sort(key=lambda t: (t[1] != "stream", -t[2]))
     totals: dict[tuple[str, str, int], int] = {}
+    mains: dict[tuple[str, str, int], int] = {}
 
     def run(task: tuple[str, str, int, int]) -> None:
         variant, mode, n, warmup = task
         t0 = time.monotonic()
         python = python_for(variant)
-        totals[(variant, mode, n)] = callgrind_total(python, script, variant, mode, n, warmup, tmp)
-        print(f"  {variant:22s} {mode:9s} n={n:<5d} Ir={totals[(variant, mode, n)]:>14,d} "
-              f"({time.monotonic() - t0:.0f}s)", file=sys.stderr, flush=True)  # fmt: skip
+        key = (variant, mode, n)
+        totals[key], mains[key] = callgrind_threads(python, script, variant, mode, n, warmup, tmp)
+        print(f"  {variant:22s} {mode:9s} n={n:<5d} Ir={totals[key]:>14,d} "
+              f"(caller thread {mains[key]:>14,d}) ({time.monotonic() - t0:.0f}s)",
+              file=sys.stderr, flush=True)  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(run, tasks))
@@ -190,6 +213,10 @@ def measure(
         for mode in modes:
             _, n1, n2 = counts[mode]
             result[(variant, mode)] = (totals[(variant, mode, n2)] - totals[(variant, mode, n1)]) / (n2 - n1)
+            if caller is not None:
+                caller[(variant, mode)] = (mains[(variant, mode, n2)] - mains[(variant, mode, n1)]) / (
+                    n2 - n1
+                )
     return result
 
 

@@ -250,11 +250,15 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     modes = [m for m in args.modes.split(",") if m]
     script = Path(__file__).resolve()
-    per_call = measure(script, variants, modes, COUNTS, args.jobs)
+    caller: dict[tuple[str, str], float] = {}
+    per_call = measure(script, variants, modes, COUNTS, args.jobs, caller=caller)
     md = ["# llm-otel per-call overhead, ollama client (callgrind instructions)", "",
           f"python {sys.version.split()[0]}; ollama {_version('ollama')}, httpx {_version('httpx')}; "
           f"counts (warm-up, N1, N2): {COUNTS}", "",
-          table(per_call, variants, modes, _mode_label)]  # fmt: skip
+          table(per_call, variants, modes, _mode_label), "",
+          "## The application's (calling) thread only", "",
+          "(without the SDK's batch exporter thread and llm-otel's metrics fold thread)", "",
+          table(caller, variants, modes, _mode_label)]  # fmt: skip
     wall_variants = [v for v in args.wall_variants.split(",") if v]
     if args.wall_reps > 0 and wall_variants:
         # after the callgrind runs, alone: nothing else of ours competes for the CPU

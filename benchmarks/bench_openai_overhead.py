@@ -310,6 +310,15 @@ def _setup_variant(variant: str, provider: Any) -> None:
             PrometheusMetricsProcessor.on_start = lambda self, span, parent_context=None: None  # type: ignore
         llm_otel.instrument(prometheus_port=0, tracer_provider=provider)
         return
+    if variant == "llm_otel_meter":  # instrument() with an SDK MeterProvider: OpenTelemetry metrics too
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        import llm_otel
+
+        meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        llm_otel.instrument(prometheus_port=0, tracer_provider=provider, meter_provider=meters)
+        return
     if variant == "llm_otel_span_only":
         _span_only(provider)
         return
@@ -409,18 +418,26 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     modes = [m for m in args.modes.split(",") if m]
     run_variants = variants + (PROFILE_VARIANTS if args.profile else [])
+    caller: dict[tuple[str, str], float] = {}
     per_call = measure(
         Path(__file__).resolve(), run_variants, modes, COUNTS, args.jobs,
-        python_for=lambda variant: _python_for(variant, args.peers_dir),
+        python_for=lambda variant: _python_for(variant, args.peers_dir), caller=caller,
     )  # fmt: skip
     OUT.mkdir(exist_ok=True)
     md = ["# llm-otel per-call overhead (callgrind instructions)", "",
           f"python {sys.version.split()[0]}; counts (warm-up, N1, N2): {COUNTS}; "
           f"targets for llm_otel added: {TARGETS}", "",
-          table(per_call, variants, modes, _mode_label)]  # fmt: skip
+          table(per_call, variants, modes, _mode_label), "",
+          "## The application's (calling) thread only", "",
+          "(without the SDK's batch exporter thread and llm-otel's metrics fold thread)", "",
+          table(caller, variants, modes, _mode_label)]  # fmt: skip
     if args.profile:
         md += ["", "## llm_otel breakdown (cumulative ablations)", "", breakdown(per_call, modes)]
     md += ["", "raw per-call: " + json.dumps({f"{v}/{m}": round(x) for (v, m), x in per_call.items()})]
+    md += [
+        "",
+        "raw per-call, caller thread: " + json.dumps({f"{v}/{m}": round(x) for (v, m), x in caller.items()}),
+    ]
     text = "\n".join(md) + "\n"
     (OUT / "results.md").write_text(text)
     print(text)

@@ -41,7 +41,7 @@ _lock = threading.Lock()
 _handle: Any = None
 
 
-def instrument(*, tracer_provider: Any = None, **options: Any) -> Instrumentation:
+def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, **options: Any) -> Instrumentation:
     """Instrument every installed supported client library. Idempotent: a second call returns the handle
     (with a warning, once, if it asked for different settings: ``uninstrument()`` first to change them).
 
@@ -51,6 +51,8 @@ def instrument(*, tracer_provider: Any = None, **options: Any) -> Instrumentatio
     its environment variable; ``None`` means "not given". ``tracer_provider`` is an SDK provider to add
     llm-otel's processors to (default: the global one if it is an SDK provider, else a new one). An unknown
     keyword or invalid value raises :class:`ConfigError` here, never later inside an LLM call.
+    ``meter_provider``: an SDK MeterProvider to record the OpenTelemetry metrics to (default: the global
+    one if it is an SDK provider, else one made for ``OTEL_METRICS_EXPORTER``, else none).
     """
     global _handle
     from .config import Settings
@@ -58,13 +60,15 @@ def instrument(*, tracer_provider: Any = None, **options: Any) -> Instrumentatio
 
     with _lock:
         if _handle is not None:
-            _warn_if_different(_handle, tracer_provider, options)
+            _warn_if_different(_handle, tracer_provider, options, meter_provider)
             return _handle  # type: ignore[no-any-return]
-        _handle = build(Settings.resolve(**options), tracer_provider)
+        _handle = build(Settings.resolve(**options), tracer_provider, meter_provider)
         return _handle  # type: ignore[no-any-return]
 
 
-def _warn_if_different(handle: Any, tracer_provider: Any, options: dict[str, Any]) -> None:
+def _warn_if_different(
+    handle: Any, tracer_provider: Any, options: dict[str, Any], meter_provider: Any = None
+) -> None:
     """A second ``instrument()`` keeps the running setup; say so once if it asked for something else."""
     import logging
 
@@ -78,6 +82,8 @@ def _warn_if_different(handle: Any, tracer_provider: Any, options: dict[str, Any
     )
     if tracer_provider is not None and tracer_provider is not handle.tracer_provider:
         different.append("tracer_provider")
+    if meter_provider is not None and meter_provider is not getattr(handle, "meter_provider", None):
+        different.append("meter_provider")
     if different and not handle.warned_arguments:
         handle.warned_arguments = True
         logging.getLogger("llm_otel").warning(

@@ -134,6 +134,26 @@ def parse_otlp_protocol(setting: str, value: Any) -> str:
     return str(value)
 
 
+#: ``OTEL_METRICS_EXPORTER`` values llm-otel acts on (``prometheus``: its own endpoint already serves them).
+METRICS_EXPORTERS = ("otlp", "console", "prometheus", "none")
+
+
+def parse_metrics_exporter(setting: str, value: Any) -> tuple[str, ...]:
+    """A comma-separated list of ``otlp``, ``console``, ``prometheus``, ``none`` (the standard variable)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ConfigError(
+            setting, value, f"expected a comma-separated list of {', '.join(METRICS_EXPORTERS)}"
+        )
+    names = tuple(dict.fromkeys(str(item).strip().lower() for item in items if str(item).strip()))
+    for name in names:
+        if name not in METRICS_EXPORTERS:
+            raise ConfigError(
+                setting, value, f"unknown metrics exporter {name!r}; known: {', '.join(METRICS_EXPORTERS)}"
+            )
+    return names
+
+
 def parse_capture(setting: str, value: Any) -> CaptureMode:
     try:
         return parse_mode(value)
@@ -320,6 +340,19 @@ class Settings:
     max_model_labels: int = option(200, "LLM_OTEL_MAX_MODEL_LABELS", parse=parse_positive_int)
     inject_stream_usage: bool = option(True, "LLM_OTEL_STREAM_USAGE", parse=parse_bool)
     latest_semconv: bool = option(False, "OTEL_SEMCONV_STABILITY_OPT_IN", parse=parse_opt_in)
+    #: Metrics through the OpenTelemetry Metrics API too, when there is an SDK MeterProvider (the
+    #: application's global one, or one llm-otel creates because ``metrics_exporter`` asks for it).
+    otel_metrics: bool = option(True, "LLM_OTEL_OTEL_METRICS", parse=parse_bool)
+    metrics_exporter: tuple[str, ...] = option((), "OTEL_METRICS_EXPORTER", parse=parse_metrics_exporter)
+    otlp_metrics_endpoint: str | None = option(
+        None, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", parse=parse_url
+    )
+    otlp_metrics_protocol: str = option(
+        "http/protobuf",
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        parse=parse_otlp_protocol,
+    )
     #: Longest time ``shutdown()`` (and so interpreter exit) waits for every exporter together, in seconds.
     shutdown_timeout: float = option(3.0, "LLM_OTEL_SHUTDOWN_TIMEOUT", parse=parse_seconds)
     #: The live view (/live on the metrics endpoint, llm_otel.live); off costs nothing per call.
@@ -370,6 +403,13 @@ class Settings:
             and not self.otlp_endpoint.endswith("/v1/traces")
         ):
             self.otlp_endpoint += "/v1/traces"
+        if (
+            self.otlp_metrics_endpoint
+            and self.otlp_metrics_protocol == "http/protobuf"
+            and self.sources.get("otlp_metrics_endpoint") != "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+            and not self.otlp_metrics_endpoint.endswith("/v1/metrics")
+        ):
+            self.otlp_metrics_endpoint = self.otlp_metrics_endpoint.rstrip("/") + "/v1/metrics"
         if self.cost_api_url and self.spool_path is None:
             self.spool_path = default_spool_path(self.cost_api_url, self.organization_id)
 

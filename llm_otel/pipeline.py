@@ -175,6 +175,10 @@ class LLMOtelSpanProcessor(SpanProcessor):
             )
             self._ends = tuple(p.on_end for p in procs)
             self.processors = procs
+            # One receiver (the usual case): the provider calls it directly, a Python frame less per span.
+            # Instance attributes shadow the methods below; each assignment is atomic.
+            self.on_start = self._starts[0] if len(self._starts) == 1 else self._on_start_all  # type: ignore[method-assign]
+            self.on_end = self._ends[0] if len(self._ends) == 1 else self._on_end_all  # type: ignore[method-assign]
 
     def release(self, processors: Sequence[SpanProcessor]) -> bool:
         """Stop sending spans to ``processors`` if they are what this holds; True if they were."""
@@ -188,6 +192,8 @@ class LLMOtelSpanProcessor(SpanProcessor):
         for start in self._starts:
             start(span, parent_context)
 
+    _on_start_all = on_start
+
     def _on_ending(self, span: Span) -> None:
         for ending in self._endings:
             ending(span)
@@ -195,6 +201,8 @@ class LLMOtelSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         for end in self._ends:
             end(span)
+
+    _on_end_all = on_end
 
     def shutdown(self) -> None:
         """The provider shuts down (``provider.shutdown()``, its exit hook): ours too, within the timeout."""
@@ -254,6 +262,9 @@ class Instrumentation:
         self.warned_arguments = False
         #: The live view's registry (fed by the calls themselves, not a span processor); None when off.
         self.live: Any = None
+        #: The SDK MeterProvider the OpenTelemetry metrics go to (None: off), and whether llm-otel made it.
+        self.meter_provider: Any = None
+        self.owns_meter_provider = False
 
     @property
     def prometheus_port(self) -> int | None:
@@ -289,7 +300,13 @@ class Instrumentation:
         held = _attached.get(self.tracer_provider)
         if held is not None:
             held.release(self.processors)
-        shutdown_processors(self.processors, budget)
+        shutdown_processors(self.processors, budget)  # the metrics fold drains into both sinks here
+        if self.meter_provider is not None and self.owns_meter_provider:
+            try:
+                remaining = max(0.0, deadline - time.monotonic())
+                self.meter_provider.shutdown(timeout_millis=remaining * 1000.0)
+            except Exception:
+                logger.exception("llm-otel: shutting the MeterProvider down failed")
         if self.live is not None:
             try:
                 self.live.shutdown()
@@ -300,6 +317,21 @@ class Instrumentation:
                 self.metrics_server.stop_within(max(0.0, deadline - time.monotonic()))
             except Exception:
                 logger.exception("llm-otel: stopping the metrics endpoint failed")
+
+
+def _otel_metrics(settings: Settings, given: Any, metrics_processor: Any) -> tuple[Any, bool] | None:
+    """Feed the OpenTelemetry Metrics API from the metrics fold when there is an SDK MeterProvider;
+    (provider, created by llm-otel) or None."""
+    from .exporters.otel_metrics import meter_provider_for, recorder_for
+
+    found = meter_provider_for(settings, given)
+    if found is None:
+        return None
+    recorder = recorder_for(
+        found[0], latest_semconv=metrics_processor.latest_semconv, label_tags=metrics_processor.label_tags
+    )
+    metrics_processor.attach(recorder)
+    return found
 
 
 def _metrics_server(settings: Settings, wrap_app: Any = None) -> Any:
@@ -326,25 +358,26 @@ def _metrics_server(settings: Settings, wrap_app: Any = None) -> Any:
         return None
 
 
-def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
+def build(settings: Settings, tracer_provider: Any, meter_provider: Any = None) -> Instrumentation:
     prices = PriceTable.load(settings.prices, model_aliases=settings.model_aliases)
     provider, owns = _provider(settings, tracer_provider)
     processors: list[SpanProcessor] = []
     metrics_server = None
     live = None
+    meters: tuple[Any, bool] | None = None
     try:
         if settings.otlp_endpoint and (owns or not settings.otlp_from_env):
             processors.append(_otlp_processor(settings))
 
         from .exporters.prometheus import PrometheusMetricsProcessor
 
-        processors.append(
-            PrometheusMetricsProcessor(
-                label_tags=settings.label_tags,
-                max_models=settings.max_model_labels,
-                latest_semconv=settings.latest_semconv,
-            )
+        metrics_processor = PrometheusMetricsProcessor(
+            label_tags=settings.label_tags,
+            max_models=settings.max_model_labels,
+            latest_semconv=settings.latest_semconv,
         )
+        processors.append(metrics_processor)
+        meters = _otel_metrics(settings, meter_provider, metrics_processor)
         if settings.live:
             from .live import start_live, wrap_for
 
@@ -368,6 +401,8 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
             )
     except Exception:
         shutdown_processors(processors, 0.0)
+        if meters is not None and meters[1]:
+            meters[0].shutdown()
         if live is not None:
             live.shutdown()
         if metrics_server is not None:
@@ -381,6 +416,8 @@ def build(settings: Settings, tracer_provider: Any) -> Instrumentation:
     instrumentors = _start_instrumentors(settings, provider, telemetry)
     handle = Instrumentation(settings, provider, owns, telemetry, processors, metrics_server, instrumentors)
     handle.live = live
+    if meters is not None:
+        handle.meter_provider, handle.owns_meter_provider = meters
     atexit.register(handle.shutdown)
     _active = telemetry
     return handle

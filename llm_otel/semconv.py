@@ -82,6 +82,8 @@ COST_OUTPUT: Final = "llm_otel.cost.output"
 PRICING_STATUS: Final = "llm_otel.pricing.status"
 PRICING_SOURCE: Final = "llm_otel.pricing.source"
 STREAM_ABANDONED: Final = "llm_otel.stream.abandoned"
+#: Mean seconds between a stream's chunks after the first: (last - first chunk) / (chunks - 1), chunks >= 2.
+STREAM_TIME_PER_OUTPUT_CHUNK: Final = "llm_otel.stream.time_per_output_chunk"
 #: True when captured message content was cut to ``content_max_total_chars`` (trailing messages dropped).
 CONTENT_TRUNCATED: Final = "llm_otel.content.truncated"
 #: A caller-given id for the call's cost record (``record_usage(id=...)``): re-submitting is deduplicated.

@@ -244,10 +244,11 @@ def test_internal_failure_goes_to_guard(harness: Harness, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(harness.processor, "_record", broken)
     monkeypatch.setattr(harness.processor, "_active", None)  # on_start's dict lookup now raises
-    before_end, before_start = _guard_errors("prometheus.on_end"), _guard_errors("prometheus.on_start")
-    harness.call(OPENAI_CHAT, usage(1, 1, 0.1))  # must not raise
-    assert _guard_errors("prometheus.on_end") == before_end + 1
-    assert _guard_errors("prometheus.on_start") == before_start + 1
+    before_end, before_start = _guard_errors("metrics.fold_end"), _guard_errors("metrics.fold_start")
+    harness.call(OPENAI_CHAT, usage(1, 1, 0.1))  # must not raise (the caller only queues the span)
+    harness.processor.drain()  # the fold reports, and goes on
+    assert _guard_errors("metrics.fold_end") == before_end + 1
+    assert _guard_errors("metrics.fold_start") == before_start + 1
 
 
 def test_latest_semconv_names(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,10 @@
-"""Minimal real OTLP trace receivers (HTTP/protobuf and gRPC) for tests and the demo.
+"""Minimal real OTLP trace and metrics receivers (HTTP/protobuf and gRPC) for tests and the demo.
 
 Jaeger and the OpenTelemetry Collector cannot be installed on this project's machines; these receivers
 speak the same OTLP wire protocol Jaeger ingests on 4318/4317, decode every span and keep it for
 assertions (``receiver.spans``: dicts with name, trace/span ids, attributes, resource attributes).
+Metrics (``/v1/metrics``, the MetricsService) are decoded too: ``receiver.metric_exports`` holds one list
+of data points per export request (see :func:`decode_metrics`), ``receiver.latest_metrics()`` the newest.
 
 As a stand-in for Jaeger on 127.0.0.1, printing one line per span it receives::
 
@@ -22,6 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any, TextIO
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -60,8 +66,44 @@ def decode(request: ExportTraceServiceRequest) -> list[dict[str, Any]]:
     return out
 
 
+def decode_metrics(request: ExportMetricsServiceRequest) -> list[dict[str, Any]]:
+    """One dict per data point: ``name``, ``unit``, ``kind`` (sum, gauge, histogram), ``attributes``,
+    ``scope``, ``resource`` and the values: ``value`` (sum, gauge; ``monotonic`` for sums) or ``count``,
+    ``sum``, ``bucket_counts``, ``bounds`` (histogram)."""
+    out: list[dict[str, Any]] = []
+    for rm in request.resource_metrics:
+        resource = {kv.key: _value(kv.value) for kv in rm.resource.attributes}
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                base = {
+                    "name": m.name,
+                    "unit": m.unit,
+                    "kind": kind,
+                    "scope": sm.scope.name,
+                    "resource": resource,
+                }
+                data = getattr(m, kind) if kind else None
+                for p in getattr(data, "data_points", ()):
+                    point = {**base, "attributes": {kv.key: _value(kv.value) for kv in p.attributes}}
+                    if kind == "histogram":
+                        point.update(
+                            count=p.count, sum=p.sum, bucket_counts=list(p.bucket_counts),
+                            bounds=list(p.explicit_bounds),
+                        )  # fmt: skip
+                    else:
+                        number = p.WhichOneof("value")
+                        point["value"] = getattr(p, number) if number else None
+                        if kind == "sum":
+                            point["monotonic"] = getattr(data, "is_monotonic", None)
+                    out.append(point)
+    return out
+
+
 class _Store:
     def __init__(self) -> None:
+        #: Every export request's metric data points, in arrival order (cumulative exports: use the last).
+        self.metric_exports: list[list[dict[str, Any]]] = []
         self.spans: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
@@ -75,6 +117,22 @@ class _Store:
         if self.on_spans is not None:
             self.on_spans(spans)
 
+    def add_metrics(self, points: list[dict[str, Any]]) -> None:
+        with self.arrived:
+            self.metric_exports.append(points)
+            self.arrived.notify_all()
+
+    def latest_metrics(self) -> list[dict[str, Any]]:
+        """The data points of the newest metrics export ([] when none arrived)."""
+        with self.lock:
+            return list(self.metric_exports[-1]) if self.metric_exports else []
+
+    def wait_for_metrics(self, exports: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until ``exports`` metric export requests arrived; the newest one's data points."""
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.metric_exports) >= exports, timeout)
+            return list(self.metric_exports[-1]) if self.metric_exports else []
+
     def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         with self.arrived:
             self.arrived.wait_for(lambda: len(self.spans) >= count, timeout)
@@ -82,7 +140,8 @@ class _Store:
 
 
 class OTLPHttpReceiver(_Store):
-    """OTLP/HTTP protobuf on 127.0.0.1 (``endpoint`` is the base URL; spans are POSTed to /v1/traces)."""
+    """OTLP/HTTP protobuf on 127.0.0.1 (``endpoint`` is the base URL; spans are POSTed to /v1/traces,
+    metrics to /v1/metrics)."""
 
     def __init__(self, port: int = 0) -> None:
         super().__init__()
@@ -93,10 +152,16 @@ class OTLPHttpReceiver(_Store):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                store.add(decode(request))
-                out = ExportTraceServiceResponse().SerializeToString()
+                if self.path.rstrip("/").endswith("/v1/metrics"):
+                    metrics_request = ExportMetricsServiceRequest()
+                    metrics_request.ParseFromString(body)
+                    store.add_metrics(decode_metrics(metrics_request))
+                    out = ExportMetricsServiceResponse().SerializeToString()
+                else:
+                    request = ExportTraceServiceRequest()
+                    request.ParseFromString(body)
+                    store.add(decode(request))
+                    out = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(out)))
@@ -130,6 +195,7 @@ class OTLPGrpcReceiver(_Store):
         from concurrent import futures
 
         import grpc
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
         store = self
@@ -139,8 +205,14 @@ class OTLPGrpcReceiver(_Store):
                 store.add(decode(request))
                 return ExportTraceServiceResponse()
 
+        class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ignore[misc]
+            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC API
+                store.add_metrics(decode_metrics(request))
+                return ExportMetricsServiceResponse()
+
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self._server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsService(), self._server)
         self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self.endpoint = f"http://127.0.0.1:{self.port}"
 

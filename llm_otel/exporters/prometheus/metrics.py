@@ -104,6 +104,10 @@ class OwnMetrics:
             "LLM calls whose model has no known price (their cost is missing from llm_otel_cost_usd_total).",
             ("provider", "model"),
         )  # fmt: skip
+        self.dropped = family(
+            registry, Counter, "llm_otel_metrics_dropped_spans",
+            "Finished calls left out of the metrics because the folding queue was full.", (),
+        )  # fmt: skip
 
 
 class LegacyMetrics:
@@ -121,6 +125,11 @@ class LegacyMetrics:
         self.ttfc = family(
             registry, Histogram, "gen_ai_client_operation_time_to_first_chunk_seconds",
             "Time from the request to the first chunk of a streamed response.",
+            SEMCONV_LABELS, buckets=DURATION_BUCKETS,
+        )  # fmt: skip
+        self.tpoc = family(
+            registry, Histogram, "gen_ai_client_operation_time_per_output_chunk_seconds",
+            "Mean time between the chunks of a streamed response after the first (one value per call).",
             SEMCONV_LABELS, buckets=DURATION_BUCKETS,
         )  # fmt: skip
 
@@ -141,6 +150,11 @@ class LatestMetrics:
         self.ttfc = family(
             registry, Histogram, "gen_ai_client_inference_time_to_first_chunk_seconds",
             "Time from the request to the first chunk of a streamed response.",
+            SEMCONV_LABELS, buckets=DURATION_BUCKETS,
+        )  # fmt: skip
+        self.tpoc = family(
+            registry, Histogram, "gen_ai_client_inference_time_per_output_chunk_seconds",
+            "Mean time between the chunks of a streamed response after the first (one value per call).",
             SEMCONV_LABELS, buckets=DURATION_BUCKETS,
         )  # fmt: skip
         usage_labels = (*SEMCONV_LABELS, L_MODALITY)

@@ -31,16 +31,15 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any, Final
 
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry, Histogram
 
 from ... import semconv as sc
 from ...config import latest_semconv_from_env
 from ...errors import ConfigError
-from ...guard import report
 from ...metrics_registry import REGISTRY
+from ..span_fold import DEFAULT_FOLD_INTERVAL, DEFAULT_MAX_QUEUE, SpanFold, ensure_drain_collector
 from .fastpath import Writer, counter_writer, gauge_writer, histogram_writer, span_attributes
 from .labels import BoundedLabel
 from .metrics import (
@@ -118,7 +117,7 @@ class _Series:
         self.kids: dict[str, Writer] = {}
 
 
-class PrometheusMetricsProcessor(SpanProcessor):
+class PrometheusMetricsProcessor(SpanFold):
     """Span processor that turns finished ``llm_otel`` spans into Prometheus metrics.
 
     ``label_tags``: attribution tag keys (``llm_otel.attributes(tenant=...)``) that become an extra label
@@ -134,6 +133,8 @@ class PrometheusMetricsProcessor(SpanProcessor):
         label_tags: Iterable[str] = (),
         max_models: int = DEFAULT_MAX_MODELS,
         latest_semconv: bool | None = None,
+        fold_interval: float = DEFAULT_FOLD_INTERVAL,
+        max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         if isinstance(label_tags, str):
             label_tags = (label_tags,)
@@ -149,7 +150,9 @@ class PrometheusMetricsProcessor(SpanProcessor):
         self.label_tags = tags
         self.max_models = max_models
         self._tag_attrs = tuple(sc.TAG_PREFIX + tag for tag in tags)
+        ensure_drain_collector(registry)  # before the families: a scrape drains, then reads them
         self._own = OwnMetrics(registry, tags)
+        self._dropped_writer = counter_writer(self._own.dropped)
         self._legacy = None if self.latest_semconv else LegacyMetrics(registry)
         self._latest = LatestMetrics(registry) if self.latest_semconv else None
         cap = max_models
@@ -164,37 +167,48 @@ class PrometheusMetricsProcessor(SpanProcessor):
         #: Raw-key caches are bounded too (distinct raw values beyond the cap all map to "other" series).
         self._max_cached = max(1024, 16 * cap)
         self._resource: tuple[Any, Any] = (None, None)
+        self._otel: Any = None
+        super().__init__(interval=fold_interval, max_queue=max_queue)
 
-    # -- SpanProcessor ----------------------------------------------------------------------------------
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+    # -- folding (the folding thread; a reader draining before it reads) ------------------------------
+    # ``on_start`` / ``on_end`` (SpanFold) only queue the span on the application thread.
+    def fold_start(self, span: Span) -> None:
+        scope = span.instrumentation_scope
+        if scope is None or scope.name != _SCOPE:
+            return
+        self._add_active(span, 1)
+
+    def fold_end(self, span: ReadableSpan) -> None:
+        scope = span.instrumentation_scope
+        if scope is None or scope.name != _SCOPE:
+            return
+        self._record(span)
+
+    def overflow_end(self, span: ReadableSpan) -> None:
+        """The queue is full and ``span`` is dropped from the metrics: only leave the in-flight gauge."""
+        scope = span.instrumentation_scope
+        if scope is not None and scope.name == _SCOPE:
+            self._add_active(span, -1)
+
+    def count_dropped(self, n: int) -> None:
+        self._dropped_writer(n)
+
+    def _add_active(self, span: ReadableSpan, delta: int) -> None:
+        attrs = span_attributes(span)
+        key = (attrs.get(sc.PROVIDER), attrs.get(sc.OPERATION))
         try:
-            scope = span.instrumentation_scope
-            if scope is None or scope.name != _SCOPE:
-                return
-            attrs = span_attributes(span)
-            key = (attrs.get(sc.PROVIDER), attrs.get(sc.OPERATION))
-            try:
-                add = self._active[key]
-            except (KeyError, TypeError):
-                add = self._active_child(key)
-            add(1)
-        except Exception as exc:
-            report("prometheus.on_start", exc)
+            add = self._active[key]
+        except (KeyError, TypeError):
+            add = self._active_child(key)
+        add(delta)
 
-    def on_end(self, span: ReadableSpan) -> None:
-        try:
-            scope = span.instrumentation_scope
-            if scope is None or scope.name != _SCOPE:
-                return
-            self._record(span)
-        except Exception as exc:
-            report("prometheus.on_end", exc)
-
-    def shutdown(self) -> None:
-        """Nothing to flush: values live in the registry (which keeps serving after shutdown)."""
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+    def attach(self, recorder: Any) -> None:
+        """Also feed ``recorder`` (``record(series, values)``, e.g. the OpenTelemetry Metrics API recorder)
+        from this fold, with the same bounded label values; None detaches."""
+        with self._fold_lock:
+            self._otel = recorder
+            self._series.clear()  # cached writers are rebuilt with (or without) the recorder
+            self._active.clear()
 
     # -- hot path ---------------------------------------------------------------------------------------
     def _record(self, span: ReadableSpan) -> None:
@@ -233,6 +247,9 @@ class PrometheusMetricsProcessor(SpanProcessor):
         ttfc = get(sc.RESPONSE_TIME_TO_FIRST_CHUNK)
         if ttfc.__class__ is float and ttfc >= 0:
             (kids.get("ttfc") or self._kid(series, "ttfc"))(ttfc)
+        tpoc = get(sc.STREAM_TIME_PER_OUTPUT_CHUNK)
+        if tpoc.__class__ is float and tpoc >= 0:
+            (kids.get("tpoc") or self._kid(series, "tpoc"))(tpoc)
 
         inp = _amount(get(sc.USAGE_INPUT_TOKENS))
         out = _amount(get(sc.USAGE_OUTPUT_TOKENS))
@@ -263,7 +280,10 @@ class PrometheusMetricsProcessor(SpanProcessor):
 
     # -- slow path: first call of a label combination ---------------------------------------------------
     def _active_child(self, key: tuple[Any, Any]) -> Writer:
-        add = gauge_writer(self._own.active.labels(self._providers(key[0]), self._operations(key[1])))
+        labels = (self._providers(key[0]), self._operations(key[1]))
+        add = gauge_writer(self._own.active.labels(*labels))
+        if self._otel is not None:
+            add = self._otel.wrap_active(add, labels)
         self._remember(self._active, key, add)
         return add
 
@@ -303,6 +323,9 @@ class PrometheusMetricsProcessor(SpanProcessor):
             duration,
             requests,
         )
+        if self._otel is not None:
+            series.duration = self._otel.wrap(duration, "duration", series)
+            series.requests = self._otel.wrap(requests, "requests", series)
         self._remember(self._series, key, series)
         return series
 
@@ -320,6 +343,11 @@ class PrometheusMetricsProcessor(SpanProcessor):
             assert metrics is not None
             child = metrics.ttfc.labels(*series.sem)
             write = histogram_writer
+        elif name == "tpoc":
+            metrics = self._latest if self._latest is not None else self._legacy
+            assert metrics is not None
+            child = metrics.tpoc.labels(*series.sem)
+            write = histogram_writer
         elif kind == "t":
             child = own.tokens.labels(*series.own, token_type)
         elif kind == "h":
@@ -336,7 +364,10 @@ class PrometheusMetricsProcessor(SpanProcessor):
             write = histogram_writer
         else:  # pragma: no cover - programming error
             raise KeyError(name)
-        writer = series.kids[name] = write(child)
+        writer = write(child)
+        if self._otel is not None:
+            writer = self._otel.wrap(writer, name, series)
+        series.kids[name] = writer
         return writer
 
     def _remember(self, cache: dict[Any, Any], key: Any, value: Any) -> None:

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from ...config import prometheus_multiprocess_dir
 from ...errors import ConfigError
 from ...metrics_registry import REGISTRY
+from ..span_fold import ensure_drain_collector
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464
@@ -63,6 +64,7 @@ def serving_registry(registry: Collector | None = None) -> Collector:
     if path is None:
         return REGISTRY
     merged = CollectorRegistry()
+    ensure_drain_collector(merged)  # this process's queued spans reach its files before they are read
     MultiProcessCollector(merged, path=path)
     return merged
 
