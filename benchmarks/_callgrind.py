@@ -129,6 +129,9 @@ def inner_main(argv: list[str], workload: Callable[[str, str], tuple[Any, Callab
 # ----------------------------------------------------------------------------------------------------
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLM_OTEL_", "TRACELOOP_"))}
+    # The runs use cwd=/: a relative PYTHONPATH (``PYTHONPATH=.``) would silently import another llm_otel.
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
     env["PYTHONHASHSEED"] = "0"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
@@ -192,7 +195,7 @@ def measure(
             for n in (n1, n2):
                 tasks.append((variant, mode, n, warmup))
     # longest first (streams), so the pool ends together
-    tasks.sort(key=lambda t: (t[1] != "stream", -t[2]))
+    tasks.sort(key=lambda t: (not t[1].startswith("stream"), -t[2]))
     totals: dict[tuple[str, str, int], int] = {}
     mains: dict[tuple[str, str, int], int] = {}
 

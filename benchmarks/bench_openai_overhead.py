@@ -40,10 +40,10 @@ REPO = HERE.parent
 OUT = HERE / "out"
 MODEL = "gpt-4o-mini"
 RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
-STREAM_CONTENT_CHUNKS = 50
-TARGETS = {"nonstream": 310_000, "stream": 1_000_000}  # added instructions per call for llm_otel
+STREAM_CONTENT_CHUNKS = int(os.environ.get("BENCH_STREAM_CHUNKS", "50"))  # more: per-chunk costs stand out
+TARGETS = {"nonstream": 310_000, "stream": 1_000_000, "stream_no_usage": 1_000_000}  # added instructions per call for llm_otel
 #: (warm-up, N1, N2) per mode. Callgrind is exact enough that a difference of 100 / 40 calls suffices.
-COUNTS = {"nonstream": (50, 100, 500), "stream": (20, 10, 60)}
+COUNTS = {"nonstream": (50, 100, 500), "stream": (20, 10, 60), "stream_no_usage": (20, 10, 60)}
 
 MAIN_VARIANTS = ["baseline", "bare_span", "llm_otel", "llm_otel_span_only", "official", "openllmetry"]
 PEERS = {"official", "openllmetry"}
@@ -92,8 +92,9 @@ def _completion_body() -> bytes:
     ).encode()
 
 
-def _stream_body() -> bytes:
-    """The chunk fields OpenAI streams, 50 content chunks (our own text and ids)."""
+def _stream_body(include_usage: bool = True) -> bytes:
+    """The chunk fields OpenAI streams, 50 content chunks (our own text and ids); the usage chunk only when
+    the request asked for it (``stream_options.include_usage``), as OpenAI does."""
     base = {
         "id": "chatcmpl-benchStream000000000000000000",
         "object": "chat.completion.chunk",
@@ -115,7 +116,7 @@ def _stream_body() -> bytes:
         )
     events.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
                    "usage": None})  # fmt: skip
-    events.append(
+    usage_event = (
         {
             **base,
             "choices": [],
@@ -133,6 +134,8 @@ def _stream_body() -> bytes:
             },
         }
     )
+    if include_usage:
+        events.append(usage_event)
     text = "".join(f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events) + "data: [DONE]\n\n"
     return text.encode()
 
@@ -143,12 +146,14 @@ def _client() -> Any:
 
     completion = _completion_body()
     stream = _stream_body()
+    stream_no_usage = _stream_body(include_usage=False)
     json_headers = {"content-type": "application/json"}
     sse_headers = {"content-type": "text/event-stream; charset=utf-8"}
 
     def handler(request: Any) -> Any:
         if b'"stream":true' in request.content:
-            return httpx2.Response(200, headers=sse_headers, content=stream)
+            body = stream if b'"include_usage":true' in request.content else stream_no_usage
+            return httpx2.Response(200, headers=sse_headers, content=body)
         return httpx2.Response(200, headers=json_headers, content=completion)
 
     return openai.OpenAI(
@@ -355,6 +360,14 @@ def _workload(variant: str, mode: str) -> tuple[Any, Any]:
                 chunks += 1
             assert chunks == STREAM_CONTENT_CHUNKS + 2, chunks
 
+    elif mode == "stream_no_usage":  # the caller does not ask for usage (llm-otel asks, and hides the chunk)
+
+        def one() -> None:
+            chunks = 0
+            for _chunk in create(model=MODEL, messages=messages, stream=True):
+                chunks += 1
+            assert chunks == STREAM_CONTENT_CHUNKS + 1, chunks
+
     else:
 
         def one() -> None:
@@ -377,6 +390,8 @@ def _python_for(variant: str, peers_dir: Path) -> str:
 
 
 def _mode_label(mode: str) -> str:
+    if mode == "stream_no_usage":
+        return f"stream ({STREAM_CONTENT_CHUNKS} chunks), caller without include_usage"
     return mode if mode == "nonstream" else f"stream ({STREAM_CONTENT_CHUNKS} chunks)"
 
 

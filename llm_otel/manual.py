@@ -197,9 +197,7 @@ class TrackedCall:
         self.chunks += 1
         call = self._call
         if call is not None:
-            call.chunks += 1  # the live view's chunk count
-            if not call.first_chunk_ns:
-                call.mark_first_chunk()
+            call.mark_chunk()  # time to first chunk, chunk count and timing, the live view's count
 
     def set_attributes(self, attributes: Mapping[str, Any] | None = None, **more: Any) -> None:
         """Further span attributes (primitive values or lists of them), set when the call ends."""

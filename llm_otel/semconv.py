@@ -82,7 +82,10 @@ COST_OUTPUT: Final = "llm_otel.cost.output"
 PRICING_STATUS: Final = "llm_otel.pricing.status"
 PRICING_SOURCE: Final = "llm_otel.pricing.source"
 STREAM_ABANDONED: Final = "llm_otel.stream.abandoned"
-#: Mean seconds between a stream's chunks after the first: (last - first chunk) / (chunks - 1), chunks >= 2.
+#: Chunks a stream delivered (every chunk the client yielded, a usage chunk llm-otel hides included).
+STREAM_CHUNKS: Final = "llm_otel.stream.chunks"
+#: Mean seconds between chunks after the first: (last - first) / (chunks - 1); only with 2 chunks or more.
+#: The metrics derive the conventions' ``gen_ai.client.operation.time_per_output_chunk`` from it.
 STREAM_TIME_PER_OUTPUT_CHUNK: Final = "llm_otel.stream.time_per_output_chunk"
 #: True when captured message content was cut to ``content_max_total_chars`` (trailing messages dropped).
 CONTENT_TRUNCATED: Final = "llm_otel.content.truncated"
@@ -111,5 +114,7 @@ PROVIDER_OLLAMA: Final = "ollama"
 PRICING_PRICED: Final = "priced"
 PRICING_LOCAL: Final = "local"
 PRICING_UNPRICED: Final = "unpriced"
+#: ``error.type`` of a stream that ended without its final chunk (cut off by the server; nothing raised).
+ERROR_STREAM_INCOMPLETE: Final = "llm_otel.stream.incomplete"
 #: Instrumentation scope name of every GenAI span llm-otel creates; processors use it to pick our spans.
 SCOPE_NAME: Final = "llm_otel"

@@ -111,6 +111,7 @@ class GenAICall:
         "request_model",
         "start_ns",
         "first_chunk_ns",
+        "last_chunk_ns",
         "chunks",
         "ended",
         "event_content",
@@ -130,6 +131,7 @@ class GenAICall:
         self.request_model = request_model
         self.ended = False
         self.first_chunk_ns = 0
+        self.last_chunk_ns = 0  # monotonic ns of the latest chunk (time per output chunk at the end)
         self.chunks = 0  # streamed chunks received so far (the stream proxies count; the live view reads)
         #: input content kept for the end-of-call event when content capture goes to events
         self.event_content: dict[str, Any] | None = None
@@ -188,6 +190,14 @@ class GenAICall:
     def mark_first_chunk(self) -> None:
         if not self.first_chunk_ns:
             self.first_chunk_ns = time.monotonic_ns()
+
+    def mark_chunk(self) -> None:
+        """One streamed chunk arrived (for callers outside the stream proxies, which inline this)."""
+        now = time.monotonic_ns()
+        if not self.first_chunk_ns:
+            self.first_chunk_ns = now
+        self.last_chunk_ns = now
+        self.chunks += 1
 
     # -- opt-in content (message JSON built by content_capture.py) -------------------------------------
     def record_input(
@@ -253,6 +263,23 @@ class GenAICall:
             guard.report("span.end_attributes", exc)
         self._end_span(end_time_ns)
 
+    def end_incomplete(self, outcome: Outcome | None) -> None:
+        """End a stream that stopped without its final chunk (a server that cut it off) as failed, though
+        the client raised nothing: ``error.type`` says so, and the metrics count it as an error."""
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            span = self.span
+            if span.is_recording():
+                attrs = self._end_attributes(outcome, False)
+                attrs[sc.ERROR_TYPE] = sc.ERROR_STREAM_INCOMPLETE
+                set_attributes_fast(span, attrs)
+                span.set_status(Status(_ERROR, "the stream ended without its final chunk"))
+        except Exception as exc:
+            guard.report("span.end_incomplete", exc)
+        self._end_span()
+
     def end_error(self, exc: BaseException, outcome: Outcome | None = None) -> None:
         if self.ended:
             return
@@ -290,8 +317,13 @@ class GenAICall:
 
     def _end_attributes(self, outcome: Outcome | None, abandoned: bool) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
-        if self.first_chunk_ns:
-            attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = (self.first_chunk_ns - self.start_ns) / 1e9
+        first = self.first_chunk_ns
+        if first:
+            attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = (first - self.start_ns) / 1e9
+            chunks = self.chunks
+            attrs[sc.STREAM_CHUNKS] = chunks
+            if chunks > 1:
+                attrs[sc.STREAM_TIME_PER_OUTPUT_CHUNK] = (self.last_chunk_ns - first) / 1e9 / (chunks - 1)
         if abandoned:
             attrs[sc.STREAM_ABANDONED] = True
         if outcome is None:

@@ -136,6 +136,11 @@ class OllamaChunks:
         if calls:
             self.tool_calls.extend(calls)
 
+    def complete(self) -> bool:
+        """The final ``done: true`` chunk came."""
+        last = self.last
+        return last is not None and bool(getattr(last, "done", False))
+
     def outcome(self) -> Outcome:
         last = self.last
         if last is not None and getattr(last, "done", False):

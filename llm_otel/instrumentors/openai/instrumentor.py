@@ -294,29 +294,35 @@ class _Wrapping:
 
 
 def _helper_close_wrapper(is_async: bool) -> Callable[..., Any]:
-    def _abandon(instance: Any) -> None:
+    def _abandon(instance: Any, exc: BaseException | None = None) -> None:
         try:
             abandon = getattr(getattr(instance, "_raw_stream", None), "_llm_otel_abandon", None)
             if abandon is not None:
-                abandon()
-        except Exception as exc:
-            guard.report("openai.helper_close", exc)
+                abandon(exc)
+        except Exception as inner:
+            guard.report("openai.helper_close", inner)
 
     if is_async:
 
         async def async_close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             try:
-                return await wrapped(*args, **kwargs)
-            finally:
-                _abandon(instance)
+                result = await wrapped(*args, **kwargs)
+            except BaseException as exc:  # recorded on the span, then the caller gets it
+                _abandon(instance, exc)
+                raise
+            _abandon(instance)
+            return result
 
         return async_close
 
     def close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         try:
-            return wrapped(*args, **kwargs)
-        finally:
-            _abandon(instance)
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:  # recorded on the span, then the caller gets it
+            _abandon(instance, exc)
+            raise
+        _abandon(instance)
+        return result
 
     return close
 

@@ -45,6 +45,15 @@ class _RawBase(wrapt.ObjectProxy):  # type: ignore[misc]
     def _parse_failed(self, exc: BaseException) -> None:
         self._self_call.end_error(exc)
 
+    def _closed(self, exc: BaseException | None) -> None:
+        """``close()`` of a body nobody parsed ends the call; an error closing it is recorded."""
+        call = self._self_call
+        if not call.ended and not self._self_parsed:
+            if exc is None:
+                call.end_ok(None)
+            else:
+                call.end_error(exc)
+
     def __del__(self) -> None:
         try:
             call = self._self_call
@@ -71,10 +80,12 @@ class RawResponseProxy(LegacyRawStreamProxy):
 
     def close(self) -> Any:
         try:
-            return self.__wrapped__.close()
-        finally:
-            if not self._self_call.ended and not self._self_parsed:
-                self._self_call.end_ok(None)
+            result = self.__wrapped__.close()
+        except BaseException as exc:
+            self._closed(exc)
+            raise
+        self._closed(None)
+        return result
 
 
 class AsyncRawResponseProxy(_RawBase):
@@ -90,7 +101,9 @@ class AsyncRawResponseProxy(_RawBase):
 
     async def close(self) -> Any:
         try:
-            return await self.__wrapped__.close()
-        finally:
-            if not self._self_call.ended and not self._self_parsed:
-                self._self_call.end_ok(None)
+            result = await self.__wrapped__.close()
+        except BaseException as exc:
+            self._closed(exc)
+            raise
+        self._closed(None)
+        return result

@@ -362,6 +362,9 @@ class ChatChunks:
         fragment = getattr(fn, "arguments", None)
         if fragment:
             entry[2].append(fragment)
+    def complete(self) -> bool:
+        """Every choice got its finish reason (a stream cut off early has none, or no chunk at all)."""
+        return self.seen > 0 and len(self.reasons) == self.seen
 
     def outcome(self) -> Outcome:
         outcome = Outcome()
@@ -417,6 +420,10 @@ class ResponseEvents:
         elif kind == "response.created":
             self.started = event.response
         return False
+
+    def complete(self) -> bool:
+        """The terminal event came (completed, incomplete or failed: the response says which)."""
+        return self.final is not None
 
     def outcome(self) -> Outcome:
         if self.final is not None:
