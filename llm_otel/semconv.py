@@ -70,6 +70,8 @@ COST_INPUT: Final = "llm_otel.cost.input"
 COST_OUTPUT: Final = "llm_otel.cost.output"
 PRICING_STATUS: Final = "llm_otel.pricing.status"
 PRICING_SOURCE: Final = "llm_otel.pricing.source"
+#: Why an ``unpriced`` call has no cost: :data:`UNPRICED_UNKNOWN_MODEL` or :data:`UNPRICED_NO_USAGE`.
+PRICING_REASON: Final = "llm_otel.pricing.reason"
 STREAM_ABANDONED: Final = "llm_otel.stream.abandoned"
 #: True when captured message content was cut to ``content_max_total_chars`` (trailing messages dropped).
 CONTENT_TRUNCATED: Final = "llm_otel.content.truncated"
@@ -96,5 +98,9 @@ PROVIDER_OLLAMA: Final = "ollama"
 PRICING_PRICED: Final = "priced"
 PRICING_LOCAL: Final = "local"
 PRICING_UNPRICED: Final = "unpriced"
+#: No price entry matches the provider and model.
+UNPRICED_UNKNOWN_MODEL: Final = "unknown_model"
+#: The model has a price, but the server reported no token counts (e.g. a stream without a usage chunk).
+UNPRICED_NO_USAGE: Final = "no_usage"
 #: Instrumentation scope name of every GenAI span llm-otel creates; processors use it to pick our spans.
 SCOPE_NAME: Final = "llm_otel"
