@@ -9,14 +9,17 @@ against a real llama.cpp server.
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
 from llm_otel import semconv as sc
-from llm_otel.config import Settings
+from llm_otel.config import Settings, parse_provider_hosts
 from llm_otel.instrumentors.call import Telemetry
 from llm_otel.pricing import PriceTable
 from llm_otel.pricing.lookup import SELF_HOSTED_PROVIDERS
@@ -149,7 +152,25 @@ def test_unpriced_reason() -> None:
     assert table.unpriced_reason("acme_gateway", "gpt-4o-mini") == "unknown_model"
 
 
-def test_provider_hosts_for_a_self_hosted_server_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_provider_hosts_for_a_self_hosted_server_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("LLM_OTEL_PROVIDER_HOSTS", "127.0.0.1:8080=llama_cpp,gpu-box.internal=vllm")
     settings = Settings.resolve()
     assert settings.provider_hosts == {("127.0.0.1", 8080): "llama_cpp", "gpu-box.internal": "vllm"}
+
+
+def test_readme_and_price_docs_list_every_self_hosted_provider() -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    section = readme.split("### Self-hosted servers", 1)[1].split("\n### ", 1)[0]
+    prices_page = (root / "docs" / "prices.md").read_text()
+    for name in SELF_HOSTED_PROVIDERS:
+        assert f"`{name}`" in section, name
+        assert f"`{name}`" in prices_page, name
+    # the section's examples configure what they say
+    (python_example,) = re.findall(r"provider_hosts=(\{.*?\})", section)
+    (env_example,) = re.findall(r"LLM_OTEL_PROVIDER_HOSTS=(\S+)", section)
+    expected = {("127.0.0.1", 8080): "llama_cpp", "gpu-box.internal": "vllm"}
+    assert Settings.resolve(provider_hosts=ast.literal_eval(python_example)).provider_hosts == expected
+    assert parse_provider_hosts("provider_hosts", env_example) == expected
