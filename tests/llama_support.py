@@ -126,7 +126,7 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    """``python -m llama_cpp.server`` serving the model under two names: a chat model and an embeddings model."""
+    """``python -m llama_cpp.server`` serving the model under two names: for chat and for embeddings."""
 
     def __init__(self, model: Path, workdir: Path) -> None:
         self.model = model
@@ -175,10 +175,12 @@ class LlamaServer:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"llama_cpp.server exited with {self.process.returncode}:\n{self.log()}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=5) as reply:
-                    if reply.status == 200:
-                        return
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.base_url}/models", timeout=5) as reply,
+            ):
+                if reply.status == 200:
+                    return
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"llama_cpp.server did not answer within {timeout:.0f} s:\n{self.log()}")

@@ -1,4 +1,4 @@
-"""The real ``openai`` client against a real OpenAI-compatible server: llama-cpp-python's ``llama_cpp.server``.
+"""The real ``openai`` client against a real OpenAI-compatible server: ``python -m llama_cpp.server``.
 
 Each call runs twice, uninstrumented and instrumented, against a tiny random-weight model (greedy decoding,
 fixed seed: deterministic; tests/llama_support.py), in sync and async clients. The caller must see exactly
