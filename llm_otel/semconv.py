@@ -81,6 +81,8 @@ COST_INPUT: Final = "llm_otel.cost.input"
 COST_OUTPUT: Final = "llm_otel.cost.output"
 PRICING_STATUS: Final = "llm_otel.pricing.status"
 PRICING_SOURCE: Final = "llm_otel.pricing.source"
+#: Why an ``unpriced`` call has no cost: :data:`UNPRICED_UNKNOWN_MODEL` or :data:`UNPRICED_NO_USAGE`.
+PRICING_REASON: Final = "llm_otel.pricing.reason"
 STREAM_ABANDONED: Final = "llm_otel.stream.abandoned"
 #: Chunks a stream delivered (every chunk the client yielded, a usage chunk llm-otel hides included).
 STREAM_CHUNKS: Final = "llm_otel.stream.chunks"
@@ -116,5 +118,9 @@ PRICING_LOCAL: Final = "local"
 PRICING_UNPRICED: Final = "unpriced"
 #: ``error.type`` of a stream that ended without its final chunk (cut off by the server; nothing raised).
 ERROR_STREAM_INCOMPLETE: Final = "llm_otel.stream.incomplete"
+#: No price entry matches the provider and model.
+UNPRICED_UNKNOWN_MODEL: Final = "unknown_model"
+#: The model has a price, but the server reported no token counts (e.g. a stream without a usage chunk).
+UNPRICED_NO_USAGE: Final = "no_usage"
 #: Instrumentation scope name of every GenAI span llm-otel creates; processors use it to pick our spans.
 SCOPE_NAME: Final = "llm_otel"

@@ -544,7 +544,7 @@ def test_azure_specific_user_price_beats_openai_price() -> None:
         ("openai", "llama3.2"),
         ("openai", None),
         ("openai", ""),
-        ("vllm", "gpt-4o"),  # an unknown provider never borrows OpenAI's prices
+        ("groq", "gpt-4o"),  # an unknown provider never borrows OpenAI's prices
         ("", "gpt-4o"),
     ],
 )

@@ -400,6 +400,8 @@ class GenAICall:
             attrs[sc.PRICING_STATUS] = status
             if source:
                 attrs[sc.PRICING_SOURCE] = source
+            elif status == sc.PRICING_UNPRICED:
+                attrs[sc.PRICING_REASON] = prices.unpriced_reason(self.provider, model or self.request_model)
             if total is not None:
                 attrs[sc.USAGE_COST] = total
                 if cost_in is not None:

@@ -43,9 +43,10 @@ A total below $1000 has at most 15 significant digits, which an IEEE double hold
 ``Decimal(repr(float(total))) == total``: the cost-record exporter relies on this when it reads the
 ``gen_ai.usage.cost`` double back.
 
-Statuses: ``priced``; ``local`` (no entry matched and the provider is local, default ollama: cost 0,
-source ``"local"``, whatever the usage); ``unpriced`` (no entry matched, or the call reported no token
-counts at all: no cost, never 0, so "free" and "unknown" stay distinct).
+Statuses: ``priced``; ``local`` (no entry matched and the provider is a self-hosted server, by default
+``lookup.SELF_HOSTED_PROVIDERS``: cost 0, source ``"local"``, whatever the usage); ``unpriced`` (no entry
+matched, or the call reported no token counts at all: no cost, never 0, so "free" and "unknown" stay
+distinct; :meth:`CostCalculator.unpriced_reason` tells the two apart).
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Final, final
 
-from llm_otel.semconv import PRICING_LOCAL, PRICING_PRICED, PRICING_UNPRICED
+from llm_otel.semconv import (
+    PRICING_LOCAL,
+    PRICING_PRICED,
+    PRICING_UNPRICED,
+    UNPRICED_NO_USAGE,
+    UNPRICED_UNKNOWN_MODEL,
+)
 
 from .price_file import Price, decimal_parts
 
@@ -333,6 +340,11 @@ class CostCalculator:
                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
             )
         return Cost(PRICING_PRICED, _usd(inp + out), _usd(inp), _usd(out), hit.source)
+
+    def unpriced_reason(self, provider: str, model: str | None) -> str:
+        """Why a call came out ``unpriced``: ``unknown_model`` (no entry prices it) or ``no_usage`` (it has a
+        price, but the call reported no token counts). Asked only for unpriced calls, off the common path."""
+        return UNPRICED_UNKNOWN_MODEL if self._resolved(provider, model) is UNPRICED else UNPRICED_NO_USAGE
 
     def cost_floats(
         self,

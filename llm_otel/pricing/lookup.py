@@ -28,8 +28,8 @@ snapshot, a cloud's spelling or an Azure deployment gets its model's price and a
 
 Order: exact entry (user entries replace bundled ones of the same key), alias, dated-snapshot fallback, then
 the longest matching ``prefix*`` wildcard (``"ollama/*"`` prices a whole provider), each over the provider's
-fallback chain. Whatever matches none is local (cost 0) for a provider in ``local_providers``, else
-unpriced; that decision is the table's.
+fallback chain. Whatever matches none is local (cost 0) for a provider in ``local_providers`` (by default
+the self-hosted servers of :data:`SELF_HOSTED_PROVIDERS`), else unpriced; that decision is the table's.
 """
 
 from __future__ import annotations
@@ -65,6 +65,20 @@ GCP_GEN_AI: Final = "gcp.gen_ai"
 MISTRAL_AI: Final = "mistral_ai"
 DEEPSEEK: Final = "deepseek"
 X_AI: Final = "x_ai"
+
+#: Provider names of self-hosted model servers (``provider_hosts`` maps a server's host to one): a model
+#: that no price entry matches costs 0 there (``local``), whatever its name, so a local model served as
+#: ``gpt-4o-mini`` is never billed at OpenAI's list price. Any other unmatched provider is ``unpriced``.
+SELF_HOSTED_PROVIDERS: Final = (
+    "ollama",
+    "llama_cpp",
+    "vllm",
+    "lm_studio",
+    "localai",
+    "llamafile",
+    "sglang",
+    "tgi",
+)
 
 #: Older ``gen_ai.system`` spellings -> the conventions' ``gen_ai.provider.name``.
 _PROVIDER_SYNONYMS: Final = {
@@ -145,7 +159,7 @@ class ModelIndex(Generic[Entry]):
         entries: Iterable[Entry],
         *,
         model_aliases: Mapping[str, str] | None = None,
-        local_providers: Iterable[str] = ("ollama",),
+        local_providers: Iterable[str] = SELF_HOSTED_PROVIDERS,
     ) -> None:
         self._exact: dict[tuple[str, str], Entry] = {}
         self._alias: dict[tuple[str, str], tuple[str, str]] = {}

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .cost import LOCAL, UNPRICED, CostCalculator, Fixed, Priced
-from .lookup import ModelIndex
+from .lookup import SELF_HOSTED_PROVIDERS, ModelIndex
 from .price_file import Entry, bundled_entries, user_entries
 
 
@@ -31,7 +31,7 @@ class PriceTable(CostCalculator):
         *,
         version: str,
         model_aliases: Mapping[str, str] | None = None,
-        local_providers: Iterable[str] = ("ollama",),
+        local_providers: Iterable[str] = SELF_HOSTED_PROVIDERS,
     ) -> None:
         super().__init__()
         self.version = version
@@ -43,7 +43,7 @@ class PriceTable(CostCalculator):
         prices: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         *,
         model_aliases: Mapping[str, str] | None = None,
-        local_providers: Iterable[str] = ("ollama",),
+        local_providers: Iterable[str] = SELF_HOSTED_PROVIDERS,
     ) -> PriceTable:
         """Bundled table plus user prices from a ``.json``/``.toml`` file path or a dict; user entries win.
 
