@@ -65,9 +65,19 @@ _OUTPUT_MODALITIES = (
 
 def _modalities(outcome: Outcome, details: Any, fields: tuple[tuple[str, str], ...]) -> None:
     """Per-modality counts as reported; a 0 (OpenAI sends ``audio_tokens: 0`` on every text call) means the
-    modality was not used and is left off, and nothing is derived (no text = total - audio)."""
+    modality was not used and is left off, and nothing is derived (no text = total - audio).
+
+    Read from the model's ``__dict__`` (and pydantic's extras), not with ``getattr``: a field the client's
+    model does not declare makes pydantic's ``__getattr__`` raise, tens of thousands of instructions each.
+    """
+    own = getattr(details, "__dict__", None)
+    if own is None:  # not a plain or pydantic object: ask it
+        own = {field: getattr(details, field, None) for field, _ in fields}
+    extra = getattr(details, "__pydantic_extra__", None)
     for field, name in fields:
-        value = getattr(details, field, None)
+        value = own.get(field)
+        if value is None and extra:
+            value = extra.get(field)
         if value:
             counts = outcome.modality_tokens
             if counts is None:
