@@ -133,22 +133,30 @@ class SpanFold(SpanProcessor):
 
     # -- folding (folding thread, readers, shutdown) ------------------------------------------------
     def drain(self) -> None:
-        """Fold everything queued so far. Ends are counted first, then starts are folded, then those ends:
-        every counted end's start was queued before it, so the in-flight gauge never dips below zero."""
+        """Fold everything queued so far. Ends are taken first, then every start is folded, then those
+        ends: every taken end's start was queued before it, so the in-flight gauge never dips below zero.
+        A call that started and ended within one drain leaves the gauge as it was: neither is written."""
         with self._fold_lock:
             ends = self._ends
             starts = self._starts
-            n_ends = len(ends)
+            popleft = ends.popleft
+            done = [popleft() for _ in range(len(ends))]
+            ended = {id(span) for span in done}
+            both: set[int] = set()
             fold_start = self.fold_start
             fold_end = self.fold_end
             while starts:
+                span = starts.popleft()
+                if id(span) in ended:
+                    both.add(id(span))
+                    continue
                 try:
-                    fold_start(starts.popleft())
+                    fold_start(span)
                 except Exception as exc:
                     report("metrics.fold_start", exc)
-            for _ in range(n_ends):
+            for span in done:
                 try:
-                    fold_end(ends.popleft())
+                    fold_end(span, id(span) not in both)
                 except Exception as exc:
                     report("metrics.fold_end", exc)
             dropped, self._dropped = self._dropped, 0
@@ -159,7 +167,9 @@ class SpanFold(SpanProcessor):
     def fold_start(self, span: Span) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def fold_end(self, span: ReadableSpan) -> None:  # pragma: no cover - overridden
+    def fold_end(self, span: ReadableSpan, started: bool = True) -> None:  # pragma: no cover - overridden
+        """``started``: its start was folded (else it started and ended within this drain: leave the
+        in-flight count alone)."""
         raise NotImplementedError
 
     def overflow_end(self, span: ReadableSpan) -> None:  # pragma: no cover - overridden

@@ -178,11 +178,11 @@ class PrometheusMetricsProcessor(SpanFold):
             return
         self._add_active(span, 1)
 
-    def fold_end(self, span: ReadableSpan) -> None:
+    def fold_end(self, span: ReadableSpan, started: bool = True) -> None:
         scope = span.instrumentation_scope
         if scope is None or scope.name != _SCOPE:
             return
-        self._record(span)
+        self._record(span, started)
 
     def overflow_end(self, span: ReadableSpan) -> None:
         """The queue is full and ``span`` is dropped from the metrics: only leave the in-flight gauge."""
@@ -211,7 +211,7 @@ class PrometheusMetricsProcessor(SpanFold):
             self._active.clear()
 
     # -- hot path ---------------------------------------------------------------------------------------
-    def _record(self, span: ReadableSpan) -> None:
+    def _record(self, span: ReadableSpan, started: bool = True) -> None:
         get = span_attributes(span).get
         err = get(sc.ERROR_TYPE)
         if err is None and span.status.status_code is _ERROR:
@@ -233,7 +233,8 @@ class PrometheusMetricsProcessor(SpanFold):
         except (KeyError, TypeError):
             series = self._new_series(key)
 
-        series.active(-1)
+        if started:  # else it started and ended within one drain: the in-flight gauge stays as it was
+            series.active(-1)
         series.requests(1)
         start, end = span.start_time, span.end_time
         if start is not None and end is not None:
