@@ -140,18 +140,18 @@ class SpanFold(SpanProcessor):
             ends = self._ends
             starts = self._starts
             popleft = ends.popleft
-            done = [popleft() for _ in range(len(ends))]
+            done: list[ReadableSpan] = [popleft() for _ in range(len(ends))]
             ended = {id(span) for span in done}
             both: set[int] = set()
             fold_start = self.fold_start
             fold_end = self.fold_end
             while starts:
-                span = starts.popleft()
-                if id(span) in ended:
-                    both.add(id(span))
+                started = starts.popleft()
+                if id(started) in ended:
+                    both.add(id(started))
                     continue
                 try:
-                    fold_start(span)
+                    fold_start(started)
                 except Exception as exc:
                     report("metrics.fold_start", exc)
             for span in done:
