@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from ..guard import report
 
 #: How often the folding thread folds, in seconds.
-DEFAULT_FOLD_INTERVAL: Final = 0.2
+DEFAULT_FOLD_INTERVAL: Final = 1.0
 #: Finished spans waiting to be folded, at most (each holds its span alive until folded).
 DEFAULT_MAX_QUEUE: Final = 20_000
 
