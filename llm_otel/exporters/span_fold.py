@@ -17,6 +17,10 @@ corrected on the spot; a started span is folded on the spot. The caller never wa
 fold holds.
 
 Fork: a child starts with empty queues and its own folding thread (its calls are its own).
+
+``inline=True`` folds on the calling thread instead (no queue, no thread): prometheus-client's
+multiprocess mode uses it, because the process that serves the scrape cannot drain another process's
+queue.
 """
 
 from __future__ import annotations
@@ -87,15 +91,24 @@ class SpanFold(SpanProcessor):
     """
 
     def __init__(
-        self, *, interval: float = DEFAULT_FOLD_INTERVAL, max_queue: int = DEFAULT_MAX_QUEUE
+        self,
+        *,
+        interval: float = DEFAULT_FOLD_INTERVAL,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        inline: bool = False,
     ) -> None:
         self.fold_interval = interval
         self.max_queue = max_queue
+        self.inline = inline
         #: Ended spans left out of the metrics because the queue was full, since construction (as folded).
         self.dropped_total = 0
         self._closed = False
         self._reset()
         _folds.add(self)
+        if inline:  # instance attributes shadow the queueing methods
+            self.on_start = self._fold_start_now  # type: ignore[method-assign]
+            self.on_end = self._fold_end_now  # type: ignore[method-assign]
+            return
         self._start_thread()
         if hasattr(os, "register_at_fork"):
             weak = weakref.WeakMethod(self._after_fork_in_child)
@@ -130,6 +143,18 @@ class SpanFold(SpanProcessor):
             self.overflow_end(span)
         except Exception as exc:
             report("metrics.on_end", exc)
+
+    def _fold_start_now(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            self.fold_start(span)
+        except Exception as exc:
+            report("metrics.fold_start", exc)
+
+    def _fold_end_now(self, span: ReadableSpan) -> None:
+        try:
+            self.fold_end(span)
+        except Exception as exc:
+            report("metrics.fold_end", exc)
 
     # -- folding (folding thread, readers, shutdown) ------------------------------------------------
     def drain(self) -> None:
@@ -207,7 +232,7 @@ class SpanFold(SpanProcessor):
 
     def _after_fork_in_child(self) -> None:
         self._reset()
-        if not self._closed:
+        if not self._closed and not self.inline:
             self._start_thread()
 
 

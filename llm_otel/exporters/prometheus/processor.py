@@ -36,7 +36,7 @@ from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry, Histogram
 
 from ... import semconv as sc
-from ...config import latest_semconv_from_env
+from ...config import latest_semconv_from_env, prometheus_multiprocess_dir
 from ...errors import ConfigError
 from ...metrics_registry import REGISTRY
 from ..span_fold import DEFAULT_FOLD_INTERVAL, DEFAULT_MAX_QUEUE, SpanFold, ensure_drain_collector
@@ -168,7 +168,10 @@ class PrometheusMetricsProcessor(SpanFold):
         self._max_cached = max(1024, 16 * cap)
         self._resource: tuple[Any, Any] = (None, None)
         self._otel: Any = None
-        super().__init__(interval=fold_interval, max_queue=max_queue)
+        # Multiprocess mode: the serving process reads this one's files and cannot drain its queue.
+        super().__init__(
+            interval=fold_interval, max_queue=max_queue, inline=prometheus_multiprocess_dir() is not None
+        )
 
     # -- folding (the folding thread; a reader draining before it reads) ------------------------------
     # ``on_start`` / ``on_end`` (SpanFold) only queue the span on the application thread.
