@@ -1,11 +1,13 @@
 """The span processor that turns llm-otel's GenAI spans into Prometheus metrics.
 
-:class:`PrometheusMetricsProcessor` is a span processor: it looks only at spans of the ``llm_otel``
-instrumentation scope, counts calls in flight in ``on_start``, and in ``on_end`` records the GenAI
-convention metrics and llm-otel's own ``llm_otel_*`` counters (families: ``metrics.py``).
-Metrics are a by-product of the span, so tokens and cost are never computed twice.
+:class:`PrometheusMetricsProcessor` is a span processor: its ``on_start`` / ``on_end`` only queue the
+span on the application thread (``span_fold.py``); the fold (a background thread, and every reader before
+it reads) looks only at spans of the ``llm_otel`` instrumentation scope, counts calls in flight
+(``fold_start``), and records the GenAI convention metrics and llm-otel's own ``llm_otel_*`` counters
+(``fold_end``; families: ``metrics.py``), also to the OpenTelemetry Metrics API recorder when one is
+attached (``attach``). Metrics are a by-product of the span, so tokens and cost are never computed twice.
 
-Hot path: ``on_end`` runs on the application thread after every LLM call. It reads each attribute once,
+Fold path: ``fold_end`` runs once per finished call. It reads each attribute once,
 finds all labelled children of the call's label combination in one dict lookup (``metric.labels()`` is
 slow, so children are cached per raw attribute tuple) and creates nothing per call. Any internal failure
 goes to :func:`llm_otel.guard.report` and never reaches the application.
