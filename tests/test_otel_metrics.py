@@ -352,3 +352,23 @@ def test_metrics_exporter_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings.resolve().otlp_metrics_endpoint == "http://collector:4318/v1/metrics"
     monkeypatch.setenv("LLM_OTEL_OTEL_METRICS", "off")
     assert Settings.resolve().otel_metrics is False
+
+
+def test_in_flight_gauge_across_drains() -> None:
+    registry = CollectorRegistry(auto_describe=True)
+    processor = PrometheusMetricsProcessor(registry=registry, fold_interval=3600)
+    tracer = TracerProvider()
+    tracer.add_span_processor(processor)
+    t = tracer.get_tracer(sc.SCOPE_NAME)
+    attrs = {sc.OPERATION: "chat", sc.PROVIDER: "openai", sc.REQUEST_MODEL: "m"}
+    labels = {"provider": "openai", "operation": "chat"}
+    ok = {**labels, "model": "m", "status": "ok"}
+    open_call = t.start_span("chat m", attributes=attrs)
+    assert registry.get_sample_value("llm_otel_active_requests", labels) == 1  # read: drained
+    t.start_span("chat m", attributes=attrs).end()  # starts and ends within the next drain
+    assert registry.get_sample_value("llm_otel_active_requests", labels) == 1
+    assert registry.get_sample_value("llm_otel_requests_total", ok) == 1
+    open_call.end()  # its start was folded by an earlier drain
+    assert registry.get_sample_value("llm_otel_active_requests", labels) == 0
+    assert registry.get_sample_value("llm_otel_requests_total", ok) == 2
+    processor.shutdown()

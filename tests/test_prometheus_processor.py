@@ -161,6 +161,7 @@ def test_label_cardinality_is_capped() -> None:
     try:
         for i in range(10_000):
             h.call({sc.OPERATION: "chat", sc.PROVIDER: "openai", sc.REQUEST_MODEL: f"model-{i}"})
+        h.processor.drain()  # fold the 10,000 first-seen combinations here, not inside the scrape's timeout
         m = h.scrape()
     finally:
         h.close()

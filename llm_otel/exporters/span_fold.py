@@ -17,6 +17,10 @@ corrected on the spot; a started span is folded on the spot. The caller never wa
 fold holds.
 
 Fork: a child starts with empty queues and its own folding thread (its calls are its own).
+
+``inline=True`` folds on the calling thread instead (no queue, no thread): prometheus-client's
+multiprocess mode uses it, because the process that serves the scrape cannot drain another process's
+queue.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from ..guard import report
 
 #: How often the folding thread folds, in seconds.
-DEFAULT_FOLD_INTERVAL: Final = 0.2
+DEFAULT_FOLD_INTERVAL: Final = 1.0
 #: Finished spans waiting to be folded, at most (each holds its span alive until folded).
 DEFAULT_MAX_QUEUE: Final = 20_000
 
@@ -87,15 +91,24 @@ class SpanFold(SpanProcessor):
     """
 
     def __init__(
-        self, *, interval: float = DEFAULT_FOLD_INTERVAL, max_queue: int = DEFAULT_MAX_QUEUE
+        self,
+        *,
+        interval: float = DEFAULT_FOLD_INTERVAL,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        inline: bool = False,
     ) -> None:
         self.fold_interval = interval
         self.max_queue = max_queue
+        self.inline = inline
         #: Ended spans left out of the metrics because the queue was full, since construction (as folded).
         self.dropped_total = 0
         self._closed = False
         self._reset()
         _folds.add(self)
+        if inline:  # instance attributes shadow the queueing methods
+            self.on_start = self._fold_start_now  # type: ignore[method-assign]
+            self.on_end = self._fold_end_now  # type: ignore[method-assign]
+            return
         self._start_thread()
         if hasattr(os, "register_at_fork"):
             weak = weakref.WeakMethod(self._after_fork_in_child)
@@ -131,24 +144,44 @@ class SpanFold(SpanProcessor):
         except Exception as exc:
             report("metrics.on_end", exc)
 
+    def _fold_start_now(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            self.fold_start(span)
+        except Exception as exc:
+            report("metrics.fold_start", exc)
+
+    def _fold_end_now(self, span: ReadableSpan) -> None:
+        try:
+            self.fold_end(span)
+        except Exception as exc:
+            report("metrics.fold_end", exc)
+
     # -- folding (folding thread, readers, shutdown) ------------------------------------------------
     def drain(self) -> None:
-        """Fold everything queued so far. Ends are counted first, then starts are folded, then those ends:
-        every counted end's start was queued before it, so the in-flight gauge never dips below zero."""
+        """Fold everything queued so far. Ends are taken first, then every start is folded, then those
+        ends: every taken end's start was queued before it, so the in-flight gauge never dips below zero.
+        A call that started and ended within one drain leaves the gauge as it was: neither is written."""
         with self._fold_lock:
             ends = self._ends
             starts = self._starts
-            n_ends = len(ends)
+            popleft = ends.popleft
+            done: list[ReadableSpan] = [popleft() for _ in range(len(ends))]
+            ended = {id(span) for span in done}
+            both: set[int] = set()
             fold_start = self.fold_start
             fold_end = self.fold_end
             while starts:
+                started = starts.popleft()
+                if id(started) in ended:
+                    both.add(id(started))
+                    continue
                 try:
-                    fold_start(starts.popleft())
+                    fold_start(started)
                 except Exception as exc:
                     report("metrics.fold_start", exc)
-            for _ in range(n_ends):
+            for span in done:
                 try:
-                    fold_end(ends.popleft())
+                    fold_end(span, id(span) not in both)
                 except Exception as exc:
                     report("metrics.fold_end", exc)
             dropped, self._dropped = self._dropped, 0
@@ -159,7 +192,9 @@ class SpanFold(SpanProcessor):
     def fold_start(self, span: Span) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def fold_end(self, span: ReadableSpan) -> None:  # pragma: no cover - overridden
+    def fold_end(self, span: ReadableSpan, started: bool = True) -> None:  # pragma: no cover - overridden
+        """``started``: its start was folded (else it started and ended within this drain: leave the
+        in-flight count alone)."""
         raise NotImplementedError
 
     def overflow_end(self, span: ReadableSpan) -> None:  # pragma: no cover - overridden
@@ -197,7 +232,7 @@ class SpanFold(SpanProcessor):
 
     def _after_fork_in_child(self) -> None:
         self._reset()
-        if not self._closed:
+        if not self._closed and not self.inline:
             self._start_thread()
 
 

@@ -1,11 +1,13 @@
 """The span processor that turns llm-otel's GenAI spans into Prometheus metrics.
 
-:class:`PrometheusMetricsProcessor` is a span processor: it looks only at spans of the ``llm_otel``
-instrumentation scope, counts calls in flight in ``on_start``, and in ``on_end`` records the GenAI
-convention metrics and llm-otel's own ``llm_otel_*`` counters (families: ``metrics.py``).
-Metrics are a by-product of the span, so tokens and cost are never computed twice.
+:class:`PrometheusMetricsProcessor` is a span processor: its ``on_start`` / ``on_end`` only queue the
+span on the application thread (``span_fold.py``); the fold (a background thread, and every reader before
+it reads) looks only at spans of the ``llm_otel`` instrumentation scope, counts calls in flight
+(``fold_start``), and records the GenAI convention metrics and llm-otel's own ``llm_otel_*`` counters
+(``fold_end``; families: ``metrics.py``), also to the OpenTelemetry Metrics API recorder when one is
+attached (``attach``). Metrics are a by-product of the span, so tokens and cost are never computed twice.
 
-Hot path: ``on_end`` runs on the application thread after every LLM call. It reads each attribute once,
+Fold path: ``fold_end`` runs once per finished call. It reads each attribute once,
 finds all labelled children of the call's label combination in one dict lookup (``metric.labels()`` is
 slow, so children are cached per raw attribute tuple) and creates nothing per call. Any internal failure
 goes to :func:`llm_otel.guard.report` and never reaches the application.
@@ -36,7 +38,7 @@ from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry, Histogram
 
 from ... import semconv as sc
-from ...config import latest_semconv_from_env
+from ...config import latest_semconv_from_env, prometheus_multiprocess_dir
 from ...errors import ConfigError
 from ...metrics_registry import REGISTRY
 from ..span_fold import DEFAULT_FOLD_INTERVAL, DEFAULT_MAX_QUEUE, SpanFold, ensure_drain_collector
@@ -168,7 +170,10 @@ class PrometheusMetricsProcessor(SpanFold):
         self._max_cached = max(1024, 16 * cap)
         self._resource: tuple[Any, Any] = (None, None)
         self._otel: Any = None
-        super().__init__(interval=fold_interval, max_queue=max_queue)
+        # Multiprocess mode: the serving process reads this one's files and cannot drain its queue.
+        super().__init__(
+            interval=fold_interval, max_queue=max_queue, inline=prometheus_multiprocess_dir() is not None
+        )
 
     # -- folding (the folding thread; a reader draining before it reads) ------------------------------
     # ``on_start`` / ``on_end`` (SpanFold) only queue the span on the application thread.
@@ -178,11 +183,11 @@ class PrometheusMetricsProcessor(SpanFold):
             return
         self._add_active(span, 1)
 
-    def fold_end(self, span: ReadableSpan) -> None:
+    def fold_end(self, span: ReadableSpan, started: bool = True) -> None:
         scope = span.instrumentation_scope
         if scope is None or scope.name != _SCOPE:
             return
-        self._record(span)
+        self._record(span, started)
 
     def overflow_end(self, span: ReadableSpan) -> None:
         """The queue is full and ``span`` is dropped from the metrics: only leave the in-flight gauge."""
@@ -211,7 +216,7 @@ class PrometheusMetricsProcessor(SpanFold):
             self._active.clear()
 
     # -- hot path ---------------------------------------------------------------------------------------
-    def _record(self, span: ReadableSpan) -> None:
+    def _record(self, span: ReadableSpan, started: bool = True) -> None:
         get = span_attributes(span).get
         err = get(sc.ERROR_TYPE)
         if err is None and span.status.status_code is _ERROR:
@@ -233,7 +238,8 @@ class PrometheusMetricsProcessor(SpanFold):
         except (KeyError, TypeError):
             series = self._new_series(key)
 
-        series.active(-1)
+        if started:  # else it started and ended within one drain: the in-flight gauge stays as it was
+            series.active(-1)
         series.requests(1)
         start, end = span.start_time, span.end_time
         if start is not None and end is not None:
