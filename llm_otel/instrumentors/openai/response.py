@@ -232,7 +232,7 @@ class ChatChunks:
         choices = getattr(chunk, "choices", None)
         if choices:
             for choice in choices:
-                index = getattr(choice, "index", None)
+                index: Any = getattr(choice, "index", None)
                 try:
                     if index >= self.seen and not self._admit(index):
                         continue
