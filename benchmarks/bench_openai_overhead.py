@@ -41,7 +41,8 @@ OUT = HERE / "out"
 MODEL = "gpt-4o-mini"
 RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
 STREAM_CONTENT_CHUNKS = int(os.environ.get("BENCH_STREAM_CHUNKS", "50"))  # more: per-chunk costs stand out
-TARGETS = {"nonstream": 310_000, "stream": 1_000_000, "stream_no_usage": 1_000_000}  # added instructions per call for llm_otel
+#: added instructions per call for llm_otel
+TARGETS = {"nonstream": 310_000, "stream": 1_000_000, "stream_no_usage": 1_000_000}
 #: (warm-up, N1, N2) per mode. Callgrind is exact enough that a difference of 100 / 40 calls suffices.
 COUNTS = {"nonstream": (50, 100, 500), "stream": (20, 10, 60), "stream_no_usage": (20, 10, 60)}
 
@@ -116,24 +117,22 @@ def _stream_body(include_usage: bool = True) -> bytes:
         )
     events.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
                    "usage": None})  # fmt: skip
-    usage_event = (
-        {
-            **base,
-            "choices": [],
-            "usage": {
-                "prompt_tokens": 12,
-                "completion_tokens": STREAM_CONTENT_CHUNKS,
-                "total_tokens": 12 + STREAM_CONTENT_CHUNKS,
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "completion_tokens_details": {
-                    "reasoning_tokens": 0,
-                    "audio_tokens": 0,
-                    "accepted_prediction_tokens": 0,
-                    "rejected_prediction_tokens": 0,
-                },
+    usage_event = {
+        **base,
+        "choices": [],
+        "usage": {
+            "prompt_tokens": 12,
+            "completion_tokens": STREAM_CONTENT_CHUNKS,
+            "total_tokens": 12 + STREAM_CONTENT_CHUNKS,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
             },
-        }
-    )
+        },
+    }
     if include_usage:
         events.append(usage_event)
     text = "".join(f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events) + "data: [DONE]\n\n"

@@ -157,7 +157,9 @@ def test_cut_off_with_done_marker_is_still_failed(server: Any, spans: Any, opena
 
 
 @pytest.mark.parametrize("path", [CHAT, LEGACY] + ([RESPONSES] if HAS_RESPONSES else []))
-def test_complete_openai_streams_stay_ok(path: str, server: Any, spans: Any, openai_instrumented: Any) -> None:
+def test_complete_openai_streams_stay_ok(
+    path: str, server: Any, spans: Any, openai_instrumented: Any
+) -> None:
     """The control: the fake server's own streams end with their final chunk or event."""
     server.configure(stream_chunks=4)
     items = list(_open(_client(server), path))
@@ -175,7 +177,9 @@ def test_a_choice_left_unfinished_fails_the_stream(server: Any, spans: Any, open
     assert span.attributes[sc.RESPONSE_FINISH_REASONS] == ("stop", "error")
 
 
-def test_missing_usage_chunk_alone_is_not_a_failure(server: Any, spans: Any, openai_instrumented: Any) -> None:
+def test_missing_usage_chunk_alone_is_not_a_failure(
+    server: Any, spans: Any, openai_instrumented: Any
+) -> None:
     """A server that ignores ``include_usage`` still finished the answer: not cut off."""
     server.respond_with(chunks=[_chat_chunk("Once", "stop")], path=CHAT)
     list(_open(_client(server), CHAT))

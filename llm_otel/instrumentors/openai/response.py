@@ -298,23 +298,40 @@ class ChatChunks:
         self.tools: dict[int, dict[int, list[Any]]] | None = {} if capture else None
 
     def add(self, chunk: Any) -> bool:
+        """Per chunk, the stream's hot path. The client's pydantic models keep their fields in
+        ``__dict__`` (an attribute lookup on them costs several dict lookups): the common chunk (one
+        choice, already seen, no finish reason, no usage, content capture off) returns after a few reads;
+        everything else takes :meth:`_add`."""
         self.last = chunk
-        usage = chunk.usage
+        try:
+            fields = chunk.__dict__
+            if fields["usage"] is None and self.texts is None:
+                choices = fields["choices"]
+                if len(choices) == 1:
+                    choice = choices[0].__dict__
+                    if choice["finish_reason"] is None and choice["index"] == 0 and self.seen:
+                        return False
+        except Exception:  # not a client model, or an odd one: the general path reads it
+            pass
+        return self._add(chunk)
+
+    def _add(self, chunk: Any) -> bool:
+        usage = getattr(chunk, "usage", None)
         if usage is not None:  # first: an odd ``choices`` (null, bad index) must not lose the usage
             self.usage = usage
-        choices = chunk.choices
+        choices = getattr(chunk, "choices", None)
         if choices:
             for choice in choices:
-                index = choice.index
+                index: Any = getattr(choice, "index", None)
                 try:
                     if index >= self.seen and not self._admit(index):
                         continue
                 except TypeError:  # no usable index (null, a string): the choice cannot be placed
                     continue
-                reason = choice.finish_reason
+                reason = getattr(choice, "finish_reason", None)
                 if reason is not None:
                     self.reasons[index] = reason
-                if self.texts is not None:
+                if self.texts is not None:  # content capture only
                     self._keep_text(index, choice)
         return usage is not None and self.hide_usage and not choices
 
