@@ -1,6 +1,6 @@
 """A real llama.cpp server for tests: a tiny random-weight LLaMA model and ``python -m llama_cpp.server``.
 
-The model is generated on the spot with the ``gguf`` package: 2 layers, 64-wide, a 128-token context, and
+The model is generated on the spot with the ``gguf`` package: 2 layers, 64-wide, a 256-token context, and
 the LLaMA tokenizer vocabulary that ships inside the llama-cpp-python sdist
 (``vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf``; ``.ci/llama-venv`` keeps it next to its venv's
 python, ``LLM_OTEL_LLAMA_VOCAB`` points elsewhere). No model is downloaded. The weights come from a fixed
@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 VOCAB_NAME = "ggml-vocab-llama-spm.gguf"
-CONTEXT = 128
+#: llama.cpp rounds a context size up to a multiple of 256.
+CONTEXT = 256
 CHAT_MODEL = "tiny-llama"
 EMBEDDING_MODEL = "tiny-llama-embed"
 #: Special (unk, bos, eos) and byte tokens (<0x00>..<0xFF>) of the LLaMA SentencePiece vocabulary.
