@@ -445,15 +445,15 @@ class CostAPIExporter(SpanExporter):
             self.max_queue,
         )
         try:
-            record = records.span_to_record(span, self.organization_id)
+            row = records.span_to_row(span, self.organization_id)
         except Exception as exc:
             RECORDS_DROPPED.labels("unmappable").inc()
             report("cost_export.map", exc)
             return
-        if record is None:
+        if row is None:
             return
         try:
-            inserted, dropped = self._caller_db.add([(record[c.ID], records.encode(record))])
+            inserted, dropped = self._caller_db.add([row])
         except SpoolBusy as exc:
             if exc.in_process and len(self.queue) < self.max_queue + MAX_BATCH_LIMIT:
                 self.queue.append(span)  # our spooler is committing right now and takes it next
@@ -531,15 +531,16 @@ class CostAPIExporter(SpanExporter):
 
     def _map(self, spans: list[ReadableSpan]) -> list[tuple[str, str]]:
         rows: list[tuple[str, str]] = []
+        to_row, organization_id = records.span_to_row, self.organization_id
         for span in spans:
             try:
-                record = records.span_to_record(span, self.organization_id)
+                row = to_row(span, organization_id)
             except Exception as exc:
                 report("cost_export.map", exc)
                 RECORDS_DROPPED.labels("unmappable").inc()
                 continue
-            if record is not None:
-                rows.append((record[c.ID], records.encode(record)))
+            if row is not None:
+                rows.append(row)
         return rows
 
     # -- sender: disk -> HTTP
