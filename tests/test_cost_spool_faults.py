@@ -366,3 +366,35 @@ def test_rows_of_an_older_spool_without_a_destination_are_left_alone(
     db = sqlite3.connect(old)
     assert db.execute("SELECT COUNT(*) FROM spool").fetchone()[0] == 3  # kept, never sent anywhere
     db.close()
+
+
+def test_a_row_the_spool_refuses_does_not_hold_back_its_batch(
+    processors: Callable[..., CostRecordProcessor],
+    server: Server,
+    spool: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One record SQLite cannot store (here a body that is not valid Unicode, as a mapping bug would make)
+    fails the batch insert: the other records of that batch are still spooled and delivered, the bad one is
+    dropped and counted once, and it is not retried forever."""
+    from llm_otel.exporters.cost import exporter as exporter_module
+
+    real = exporter_module.records.span_to_row
+    calls = {"n": 0}
+
+    def one_bad(span: Any, organization_id: str | None = None) -> tuple[str, str] | None:
+        row = real(span, organization_id)
+        calls["n"] += 1
+        if row is not None and calls["n"] == 3:
+            return row[0], row[1] + "\ud800"  # the spool's UTF-8 bind fails on this one only
+        return row
+
+    monkeypatch.setattr(exporter_module.records, "span_to_row", one_bad)
+    errors_before = metric("records_dropped_total", reason="spool_error")
+    processor = processors(server.url, spool_path=spool)
+    emit(tracer_for(processor), 10)
+    assert processor.force_flush(10_000)
+    assert server.count() == 9
+    assert metric("records_dropped_total", reason="spool_error") == errors_before + 1
+    assert count_records(spool) == 0
+    assert not processor.exporter._pending
