@@ -163,3 +163,21 @@ def test_spooled_row_is_the_record_as_json() -> None:
         row[1].encode("utf-8")
         assert validate(json.loads(row[1])) is None
     assert span_to_row(finished_span({"http.method": "GET"})) is None
+
+
+def test_a_span_built_by_hand_maps_like_an_sdk_span() -> None:
+    """A ReadableSpan made directly (a plain dict of attributes, as another pipeline might hand over) maps
+    to the same record as the SDK's own finished span with those attributes."""
+    sdk_span = finished_span({**BASE, "gen_ai.usage.input_tokens": 7, "llm_otel.tag.tenant": "acme"})
+    by_hand = ReadableSpan(
+        name=sdk_span.name,
+        context=sdk_span.context,
+        attributes=dict(sdk_span.attributes or {}),
+        resource=sdk_span.resource,
+        start_time=sdk_span.start_time,
+        end_time=sdk_span.end_time,
+        instrumentation_scope=sdk_span.instrumentation_scope,
+    )
+    assert type(by_hand._attributes) is dict  # the other path of the attribute read
+    assert span_to_record(by_hand) == span_to_record(sdk_span)
+    assert span_to_record(by_hand)["attributes"] == {"tenant": "acme"}  # type: ignore[index]

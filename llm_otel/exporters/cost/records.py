@@ -134,8 +134,13 @@ _resources = _ResourceFields()
 def _values(span: ReadableSpan, organization_id: str | None) -> tuple[Any, ...] | None:
     """The record's values in :data:`~llm_otel.cost_contract.RECORD_FIELDS` order; None when ``span`` is
     not a GenAI span (no operation name). The one mapping both renderings below share."""
-    proxy = span.attributes
-    attrs = dict(proxy) if proxy else {}  # one copy: reads below are plain dict lookups
+    # The SDK's finished span keeps its attributes in a BoundedAttributes over a plain dict, which no one
+    # changes any more: read that dict (half the cost of this function otherwise goes to the Mapping
+    # protocol); anything else is copied through the public read-only mapping.
+    attrs = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if attrs.__class__ is not dict:
+        proxy = span.attributes
+        attrs = dict(proxy) if proxy else {}
     operation = attrs.get(semconv.OPERATION)
     if not isinstance(operation, str) or not operation:
         return None
