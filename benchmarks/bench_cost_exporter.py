@@ -173,7 +173,9 @@ def _start(kind: str, tmp: str) -> tuple[subprocess.Popen[str], str]:
                "--port", str(port)]  # fmt: skip
     else:
         cmd = [sys.executable, "-c", SINK, str(port)]
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     proc.stdout.readline()
     return proc, f"http://127.0.0.1:{port}"
@@ -269,7 +271,7 @@ def throughput_rows(records: int, batches: tuple[int, ...]) -> list[tuple[str, s
     t0 = time.thread_time()
     spans = finished_spans(records)
     span_us = (time.thread_time() - t0) / records * 1e6
-    rows = [(f"SDK span with 11 attributes, made by the app (not export), CPU µs/span", f"{span_us:.1f}")]
+    rows = [("SDK span with 11 attributes, made by the app (not export), CPU µs/span", f"{span_us:.1f}")]
 
     def us(seconds: float, n: float) -> str:
         return f"{seconds / n * 1e6:.1f}"
@@ -288,7 +290,8 @@ def throughput_rows(records: int, batches: tuple[int, ...]) -> list[tuple[str, s
              f"{us(e2e['server'], n)}"),
             ("  end to end, records/s on one core (1 / CPU per record)", f"{n / cpu:,.0f}"),
             ("  exporter alone (minimal sink), CPU µs/record (app + spooler + sender)",
-             f"{us(exporter_cpu, n)} = {us(sink['app'], n)} + {us(sink['spooler'], n)} + {us(sink['sender'], n)}"),
+             f"{us(exporter_cpu, n)} = {us(sink['app'], n)} + {us(sink['spooler'], n)} + "
+             f"{us(sink['sender'], n)}"),
             ("  exporter alone, records/s on one core", f"{n / exporter_cpu:,.0f}"),
             ("  server alone (pre-built batches), CPU µs/record", us(alone["server"], alone["n"])),
             ("  server alone, records/s on one core", f"{alone['n'] / alone['server']:,.0f}"),

@@ -141,8 +141,8 @@ def format_table(result: dict[str, Any], by: str) -> str:
     name = by[len(TAG_GROUP_PREFIX) :] if by.startswith(TAG_GROUP_PREFIX) else by
     header = (name.upper(), "RECORDS", "INPUT_TOKENS", "OUTPUT_TOKENS", "UNPRICED", "COST_USD")
     rows = [
-        ("(none)" if g["key"] is None else str(g["key"]), str(g["records"]), str(g["input_tokens"]), str(g["output_tokens"]),
-         str(g["unpriced_records"]), str(Decimal(g["cost_usd"])))
+        ("(none)" if g["key"] is None else str(g["key"]), str(g["records"]), str(g["input_tokens"]),
+         str(g["output_tokens"]), str(g["unpriced_records"]), str(Decimal(g["cost_usd"])))
         for g in result.get("groups", [])
     ]  # fmt: skip
     t = result["total"]

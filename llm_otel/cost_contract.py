@@ -153,7 +153,7 @@ def group_tag(group_by: str) -> str | None:
         if _TAG_KEY.fullmatch(key):
             return key
         raise ValueError(
-            "a tag key in group_by starts with an ASCII letter or _ and holds ASCII letters, digits, _, . and -"
+            "a tag key in group_by starts with an ASCII letter or _ and holds only ASCII letters, digits, "
+            "_, . and -"
         )
     raise ValueError(f"group_by must be one of {sorted(GROUP_BY)} or {TAG_GROUP_PREFIX}<tag key>")
-

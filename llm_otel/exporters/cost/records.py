@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
