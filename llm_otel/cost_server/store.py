@@ -116,13 +116,17 @@ class UsageStore:
         with self._lock:
             self._db.close()
 
-    def insert(self, records: list[dict[str, Any]]) -> int:
-        """Store already-validated records; returns how many were new (the rest were duplicate ids)."""
+    def insert(
+        self, records: list[dict[str, Any]], parsed: list[tuple[datetime, Decimal | None]] | None = None
+    ) -> int:
+        """Store already-validated records; returns how many were new (the rest were duplicate ids).
+        ``parsed``: each record's time and cost as validation parsed them (parsed here when not given)."""
+        if parsed is None:
+            parsed = [(parse_time(rec[c.TIMESTAMP]), parse_cost(rec.get(c.COST_USD))) for rec in records]
         rows = []
-        for rec in records:
-            cost = parse_cost(rec.get(c.COST_USD))
+        for rec, (when, cost) in zip(records, parsed, strict=True):
             rows.append((
-                rec[c.ID], epoch_us(parse_time(rec[c.TIMESTAMP])), rec[c.TIMESTAMP],
+                rec[c.ID], epoch_us(when), rec[c.TIMESTAMP],
                 *(rec[f] for f in c.STRING_FIELDS),
                 *(rec[t] for t in _TOKENS),
                 None if cost is None else format(cost, "f"),
