@@ -398,3 +398,27 @@ def test_a_row_the_spool_refuses_does_not_hold_back_its_batch(
     assert metric("records_dropped_total", reason="spool_error") == errors_before + 1
     assert count_records(spool) == 0
     assert not processor.exporter._pending
+
+
+def test_claim_delete_and_release_work_on_batches_larger_than_one_statement(tmp_path: Path) -> None:
+    """Leases, deletes and releases go in chunks of ids per statement: a 1,000-record batch (the largest)
+    spans several chunks, and each touches exactly the rows it names, for its own destination only."""
+    from llm_otel.exporters.cost.spool import Spool, prepare
+
+    path = tmp_path / "spool.sqlite"
+    prepare(path)
+    mine, other = Spool(path, 10**6, "a "), Spool(path, 10**6, "b ")
+    rows = [(f"id-{i:05d}", f'{{"n":{i}}}') for i in range(1200)]
+    assert mine.add(rows) == (1200, 0) and other.add(rows[:10]) == (10, 0)
+    first = mine.claim(1000, lease_seconds=60)
+    assert [rid for rid, _ in first] == [rid for rid, _ in rows[:1000]]
+    second = mine.claim(1000, lease_seconds=60)
+    assert [rid for rid, _ in second] == [rid for rid, _ in rows[1000:]]
+    assert mine.claim(1000, lease_seconds=60) == []
+    mine.delete([rid for rid, _ in first])
+    assert mine.count() == 200 and other.count() == 10
+    mine.release([rid for rid, _ in second])
+    assert [rid for rid, _ in mine.claim(1000, lease_seconds=60)] == [rid for rid, _ in rows[1000:]]
+    assert len(other.claim(1000, lease_seconds=60)) == 10
+    mine.close()
+    other.close()
