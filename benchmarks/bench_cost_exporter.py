@@ -6,8 +6,13 @@
 1. callgrind: instructions per ``CostRecordProcessor.on_end`` on the application thread only
    (``--separate-threads=yes``, thread 1), as (I(N2) - I(N1)) / (N2 - N1), minus the same loop calling an
    empty function.
-2. records/second from ``on_end`` to the reference server (``llm-otel cost-api`` in a subprocess) having
-   stored them, on this machine.
+2. throughput and CPU shares, for max_batch 1000 and 100: pre-built finished spans go in through
+   ``on_end``; wall time until the last one is acknowledged, and CPU time per record of each share: the
+   application thread (``on_end``), the spooler and sender threads (per-thread CPU clocks) and the server
+   process (``/proc``). Three runs: end to end with the reference server (``llm-otel cost-api`` in a
+   subprocess, checked to hold every record), the exporter alone against a minimal sink that answers 200
+   without reading, and the server alone receiving pre-built gzip batches. "records/s on one core" is
+   1 / (CPU seconds per record), which a loaded machine does not distort the way wall time does.
 3. a simulated outage (nothing listening) at a steady call rate: RSS and spool size over time, extrapolated
    to 10 minutes.
 """
@@ -127,38 +132,171 @@ def bench_callgrind(n1: int, n2: int) -> dict[str, float]:
     return results
 
 
-# --- 2. throughput -----------------------------------------------------------------------------------
+# --- 2. throughput and CPU shares ---------------------------------------------------------------------
+
+SINK = """
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = b'{"accepted":0,"duplicates":0}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST
+srv = HTTPServer(("127.0.0.1", int(sys.argv[1])), Sink)
+print("ready", flush=True)
+srv.serve_forever()
+"""
 
 
-def bench_throughput(records: int, max_batch: int) -> dict[str, float]:
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a child process has used so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _thread_cpu(thread: Any) -> float:
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+def _start(kind: str, tmp: str) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    if kind == "server":
+        cmd = [sys.executable, "-m", "llm_otel.cli", "cost-api", "--no-auth", "--db", f"{tmp}/api.sqlite",
+               "--port", str(port)]  # fmt: skip
+    else:
+        cmd = [sys.executable, "-c", SINK, str(port)]
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def finished_spans(n: int) -> list[ReadableSpan]:
+    """``n`` finished GenAI spans (distinct ids), made before any measurement."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench"}), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    emit(provider.get_tracer(SCOPE_NAME), n)
+    return list(exporter.get_finished_spans())
+
+
+def bench_pipeline(spans: list[ReadableSpan], max_batch: int, target: str) -> dict[str, float]:
+    """Finished spans in through ``on_end`` (the application thread's share), out acknowledged by
+    ``target`` ("server": the reference server storing them; "sink": a minimal HTTP server that answers
+    200 without reading the records). CPU seconds per thread / process, wall time to the last ack."""
+    from llm_otel.exporters.cost.metrics import RECORDS_SENT
+
+    n = len(spans)
     tmp = tempfile.mkdtemp()
     try:
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "llm_otel.cli", "cost-api", "--no-auth", "--db", f"{tmp}/api.sqlite",
-             "--port", str(port)],
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert server.stdout is not None
-        server.stdout.readline()
-        url = f"http://127.0.0.1:{port}"
-        processor = build_cost_processor(url, None, spool_path=f"{tmp}/spool.sqlite", max_batch=max_batch)
-        tracer = tracer_for(processor)
-        start = time.perf_counter()
-        emit(tracer, records)
-        app_done = time.perf_counter()
-        ok = processor.force_flush(600_000)
-        end = time.perf_counter()
-        with urllib.request.urlopen(url + "/v1/costs", timeout=60) as resp:
-            stored = json.load(resp)["total"]["records"]
+        proc, url = _start(target, tmp)
+        processor = build_cost_processor(url, None, spool_path=f"{tmp}/spool.sqlite", max_batch=max_batch,
+                                         max_queue=10 * n)  # fmt: skip
+        exporter = processor.exporter
+        time.sleep(0.3)  # threads started, first (empty) rounds done
+        sent0 = RECORDS_SENT._value.get()
+        threads = {"spooler": exporter._spooler, "sender": exporter._sender}
+        cpu0 = {name: _thread_cpu(t) for name, t in threads.items()}
+        remote0 = _process_cpu(proc.pid)
+        wall0, app0 = time.perf_counter(), time.thread_time()
+        on_end = processor.on_end
+        for span in spans:
+            on_end(span)
+        app = time.thread_time() - app0
+        exporter.spool_wake.set()
+        while RECORDS_SENT._value.get() - sent0 < n:
+            time.sleep(0.005)
+        wall = time.perf_counter() - wall0
+        shares = {name: _thread_cpu(t) - cpu0[name] for name, t in threads.items()}
+        remote = _process_cpu(proc.pid) - remote0
+        if target == "server":
+            with urllib.request.urlopen(url + "/v1/costs", timeout=60) as resp:
+                stored = json.load(resp)["total"]["records"]
+            if stored != n:
+                raise RuntimeError(f"server stored {stored} of {n}")
         processor.shutdown()
-        server.terminate()
-        server.wait(10)
-        if not ok or stored != records:
-            raise RuntimeError(f"flush={ok} stored={stored} expected={records}")
-        return {"records_per_s": records / (end - start), "app_spans_per_s": records / (app_done - start)}
+        proc.terminate()
+        proc.wait(10)
+        return {"wall": wall, "app": app, **shares, target: remote, "n": n}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_server_alone(spans: list[ReadableSpan], max_batch: int) -> dict[str, float]:
+    """The reference server receiving pre-built gzip batches over one keep-alive connection: its CPU."""
+    import gzip
+    import http.client
+
+    from llm_otel.exporters.cost.records import encode, span_to_record
+
+    rows = [encode(rec) for rec in map(span_to_record, spans) if rec is not None]
+    bodies = [
+        gzip.compress(('{"records":[' + ",".join(rows[i : i + max_batch]) + "]}").encode(), 1)
+        for i in range(0, len(rows), max_batch)
+    ]
+    tmp = tempfile.mkdtemp()
+    try:
+        proc, url = _start("server", tmp)
+        conn = http.client.HTTPConnection(url.split("//")[1], timeout=60)
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        cpu0, wall0 = _process_cpu(proc.pid), time.perf_counter()
+        for body in bodies:
+            conn.request("POST", "/v1/usage", body, headers)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"server answered {resp.status}")
+        wall = time.perf_counter() - wall0
+        cpu = _process_cpu(proc.pid) - cpu0
+        conn.close()
+        proc.terminate()
+        proc.wait(10)
+        return {"wall": wall, "server": cpu, "n": len(rows)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def throughput_rows(records: int, batches: tuple[int, ...]) -> list[tuple[str, str]]:
+    """Records/s and CPU µs per record, end to end and per share, for each batch size."""
+    t0 = time.thread_time()
+    spans = finished_spans(records)
+    span_us = (time.thread_time() - t0) / records * 1e6
+    rows = [("SDK span with 11 attributes, made by the app (not export), CPU µs/span", f"{span_us:.1f}")]
+
+    def us(seconds: float, n: float) -> str:
+        return f"{seconds / n * 1e6:.1f}"
+
+    for batch in batches:
+        e2e = bench_pipeline(spans, batch, "server")
+        sink = bench_pipeline(spans, batch, "sink")
+        alone = bench_server_alone(spans, batch)
+        n = e2e["n"]
+        cpu = e2e["app"] + e2e["spooler"] + e2e["sender"] + e2e["server"]
+        exporter_cpu = sink["app"] + sink["spooler"] + sink["sender"]
+        rows += [
+            (f"batch {batch}: end to end, records/s (wall, this machine)", f"{n / e2e['wall']:,.0f}"),
+            ("  end to end, CPU µs/record (app + spooler + sender + server)",
+             f"{us(cpu, n)} = {us(e2e['app'], n)} + {us(e2e['spooler'], n)} + {us(e2e['sender'], n)} + "
+             f"{us(e2e['server'], n)}"),
+            ("  end to end, records/s on one core (1 / CPU per record)", f"{n / cpu:,.0f}"),
+            ("  exporter alone (minimal sink), CPU µs/record (app + spooler + sender)",
+             f"{us(exporter_cpu, n)} = {us(sink['app'], n)} + {us(sink['spooler'], n)} + "
+             f"{us(sink['sender'], n)}"),
+            ("  exporter alone, records/s on one core", f"{n / exporter_cpu:,.0f}"),
+            ("  server alone (pre-built batches), CPU µs/record", us(alone["server"], alone["n"])),
+            ("  server alone, records/s on one core", f"{alone['n'] / alone['server']:,.0f}"),
+        ]  # fmt: skip
+    return rows
 
 
 # --- 3. outage footprint -----------------------------------------------------------------------------
@@ -219,7 +357,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["callgrind", "throughput", "outage"])
     parser.add_argument("--outage-seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=int, default=200, help="calls per second during the outage")
-    parser.add_argument("--records", type=int, default=50_000, help="records for the throughput run")
+    parser.add_argument("--records", type=int, default=20_000, help="records for the throughput run")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1000, 100], help="max_batch values")
     parser.add_argument("--_callgrind-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._callgrind_child:
@@ -236,10 +375,7 @@ def main() -> None:
         else:
             rows.append(("on_end instructions/call", "valgrind not installed"))
     if args.only in (None, "throughput"):
-        for batch in (100, 1000):
-            tp = bench_throughput(args.records, batch)
-            rows.append((f"delivered records/s, max_batch={batch}", f"{tp['records_per_s']:,.0f}"))
-            rows.append(("  app-thread spans/s (SDK + on_end) meanwhile", f"{tp['app_spans_per_s']:,.0f}"))
+        rows += throughput_rows(args.records, tuple(args.batches))
     if args.only in (None, "outage"):
         o = bench_outage(args.outage_seconds, args.rate)
         rows += [

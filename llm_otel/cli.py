@@ -8,6 +8,7 @@ import json
 import math
 import re
 import signal
+import sqlite3
 import sys
 import threading
 import urllib.error
@@ -15,11 +16,12 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from .config import env
-from .cost_contract import COSTS_PATH, GROUP_BY
+from .cost_contract import COSTS_PATH, GROUP_BY, TAG_GROUP_PREFIX, group_tag
 from .version import __version__
 
 KEY_ENV = "LLM_OTEL_COST_API_KEY"
@@ -32,13 +34,27 @@ def _since(value: str, now: datetime) -> datetime:
     """``7d`` / ``12h`` / ``30m`` back from now, or an RFC 3339 time / date."""
     match = _DURATION.fullmatch(value.strip())
     if match:
-        return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        try:
+            return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        except OverflowError:
+            raise argparse.ArgumentTypeError(f"duration too long (before year 1): {value!r}") from None
     from .cost_server.validation import parse_time
 
     try:
         return parse_time(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a duration (7d, 12h) or RFC 3339 time: {value!r}") from None
+
+
+def _group_by(by: str) -> str:
+    """``--by``: a built-in group (model, provider, ...), ``tag:KEY``, or a bare tag key such as ``tenant``
+    (any name that is not built-in) -> the API's ``group_by``."""
+    value = by if by in GROUP_BY or by.startswith(TAG_GROUP_PREFIX) else TAG_GROUP_PREFIX + by
+    try:
+        group_tag(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--by {by!r}: {exc}") from None
+    return value
 
 
 def _cmd_cost_api(args: argparse.Namespace) -> int:
@@ -49,12 +65,19 @@ def _cmd_cost_api(args: argparse.Namespace) -> int:
         print(f"llm-otel cost-api: set {KEY_ENV} (or pass --no-auth for a local, unauthenticated server)",
               file=sys.stderr)  # fmt: skip
         return 2
+    directory = Path(args.db).expanduser().resolve().parent
+    if not directory.is_dir():
+        print(f"llm-otel cost-api: --db {args.db}: the directory {directory} does not exist", file=sys.stderr)
+        return 2
     try:
         api_key = None if args.no_auth else key
         server = make_server(
             args.db, args.host, args.port, api_key, args.max_body_bytes, not args.verbose,
             read_timeout=args.read_timeout, max_connections=args.max_connections, workers=args.workers,
         )  # fmt: skip
+    except sqlite3.Error as exc:
+        print(f"llm-otel cost-api: cannot open the database {args.db}: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"llm-otel cost-api: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
@@ -81,7 +104,7 @@ def _cmd_costs(args: argparse.Namespace) -> int:
         print(f"llm-otel costs: pass --url or set {URL_ENV}", file=sys.stderr)
         return 2
     now = datetime.now(timezone.utc)
-    query = {"start": _iso(_since(args.since, now)), "group_by": args.by}
+    query = {"start": _iso(_since(args.since, now)), "group_by": _group_by(args.by)}
     if args.until:
         query["end"] = _iso(_since(args.until, now))
     request = urllib.request.Request(f"{url}{COSTS_PATH}?{urlencode(query)}")
@@ -99,7 +122,7 @@ def _cmd_costs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(format_table(result, args.by))
+        print(format_table(result, query["group_by"]))
     return 0
 
 
@@ -115,23 +138,26 @@ def _iso(when: datetime) -> str:
 
 def format_table(result: dict[str, Any], by: str) -> str:
     """Fixed-width table of the groups plus a total line; costs printed exactly as the server sent them."""
-    header = (by.upper(), "RECORDS", "INPUT_TOKENS", "OUTPUT_TOKENS", "UNPRICED", "COST_USD")
+    name = by[len(TAG_GROUP_PREFIX) :] if by.startswith(TAG_GROUP_PREFIX) else by
+    header = (name.upper(), "RECORDS", "INPUT_TOKENS", "OUTPUT_TOKENS", "UNPRICED", "COST_USD")
     rows = [
-        (str(g["key"]), str(g["records"]), str(g["input_tokens"]), str(g["output_tokens"]),
-         str(g["unpriced_records"]), str(Decimal(g["cost_usd"])))
+        ("(none)" if g["key"] is None else str(g["key"]), str(g["records"]), str(g["input_tokens"]),
+         str(g["output_tokens"]), str(g["unpriced_records"]), str(Decimal(g["cost_usd"])))
         for g in result.get("groups", [])
     ]  # fmt: skip
     t = result["total"]
     total = ("TOTAL", str(t["records"]), str(t["input_tokens"]), str(t["output_tokens"]),
              str(t["unpriced_records"]), str(Decimal(t["cost_usd"])))  # fmt: skip
     widths = [max(len(r[i]) for r in (header, *rows, total)) for i in range(len(header))]
+    omitted = int(result.get("groups_omitted") or 0)
 
     def line(cells: Sequence[str]) -> str:
         pairs = enumerate(zip(cells, widths, strict=True))
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs)
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(r) for r in rows), rule, line(total)])
+    more = [f"({omitted} more groups not listed; they are in the total)"] if omitted else []
+    return "\n".join([line(header), rule, *(line(r) for r in rows), *more, rule, line(total)])
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
@@ -172,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--api-key", help=f"bearer key (default ${KEY_ENV})")
     costs.add_argument("--since", default="7d", help="7d, 12h, 30m or an RFC 3339 time (default 7d)")
     costs.add_argument("--until", help="end of the window (default now)")
-    costs.add_argument("--by", default="model", choices=list(GROUP_BY))
+    costs.add_argument("--by", default="model", metavar="GROUP",
+                       help=f"{', '.join(GROUP_BY)}, or an attribution tag key (tenant, tag:KEY) "
+                            "(default model)")  # fmt: skip
     costs.add_argument("--json", action="store_true", help="print the raw JSON answer")
     costs.add_argument("--timeout", type=float, default=10.0)
     costs.set_defaults(func=_cmd_costs)

@@ -13,7 +13,7 @@ Wire protocol:
   ``"errors": [{"index": i, "id": ..., "error": "..."}]`` for the records it rejected (the valid records
   of that request are stored all the same); ``413`` when the request is too large.
 - ``GET {base}/v1/costs?start=&end=&group_by=`` returns exact totals; ``group_by`` is a key of
-  :data:`GROUP_BY`.
+  :data:`GROUP_BY` or ``tag:<key>`` (:func:`group_tag`), at most :data:`MAX_GROUPS` groups listed.
 
 A record is a JSON object with the fields of :data:`RECORD_FIELDS` (a server ignores any others;
 ``cost_usd`` and ``error_type`` may be omitted for null, ``attributes`` for ``{}``):
@@ -39,6 +39,7 @@ A record is a JSON object with the fields of :data:`RECORD_FIELDS` (a server ign
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Final
 
@@ -128,3 +129,31 @@ GROUP_BY: Final = {
     "organization": ORGANIZATION_ID,
     "operation": OPERATION,
 }
+#: ``group_by=tag:<key>`` groups by the attribution tag ``<key>`` (``llm_otel.attributes(<key>=...)``);
+#: records without that tag form one group whose key is null.
+TAG_GROUP_PREFIX: Final = "tag:"
+#: A tag key in ``group_by``: an ASCII letter or ``_``, then ASCII letters, digits, ``_``, ``.``, ``-``; at
+#: most this many characters.
+MAX_GROUP_TAG_CHARS: Final = 128
+#: The most groups one answer lists (the largest costs first); the rest are counted in ``groups_omitted``
+#: and are still part of ``total``.
+MAX_GROUPS: Final = 1000
+_TAG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+def group_tag(group_by: str) -> str | None:
+    """The tag key of a ``tag:<key>`` group-by, None for a built-in one (:data:`GROUP_BY`); ValueError with
+    the reason for anything else."""
+    if group_by in GROUP_BY:
+        return None
+    if group_by.startswith(TAG_GROUP_PREFIX):
+        key = group_by[len(TAG_GROUP_PREFIX) :]
+        if len(key) > MAX_GROUP_TAG_CHARS:
+            raise ValueError(f"a tag key in group_by has at most {MAX_GROUP_TAG_CHARS} characters")
+        if _TAG_KEY.fullmatch(key):
+            return key
+        raise ValueError(
+            "a tag key in group_by starts with an ASCII letter or _ and holds only ASCII letters, digits, "
+            "_, . and -"
+        )
+    raise ValueError(f"group_by must be one of {sorted(GROUP_BY)} or {TAG_GROUP_PREFIX}<tag key>")

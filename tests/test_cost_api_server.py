@@ -19,10 +19,12 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from llm_otel import cli
+from llm_otel import cost_contract as contract
 from llm_otel.cost_contract import MAX_COST_PLACES, MAX_COST_USD, MAX_TOKENS, TOKEN_FIELDS
 from llm_otel.cost_server import CostAPIServer, make_server
 from llm_otel.cost_server import server as server_module
@@ -478,3 +480,95 @@ def test_database_files_are_created_private(tmp_path: Path) -> None:
     finally:
         srv.server_close()
         srv.store.close()
+
+
+def test_group_by_an_attribution_tag(server: CostAPIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``group_by=tag:<key>`` groups by one attribution tag (records without it: key null), within the time
+    window, largest cost first; the key is validated and the number of groups listed is capped."""
+    rows = [
+        record(1, cost_usd="0.25", attributes={"tenant": "acme", "feature": "search"}),
+        record(2, cost_usd="0.50", attributes={"tenant": "globex"}),
+        record(3, cost_usd="0.125", attributes={"tenant": "acme"}),
+        record(4, cost_usd=None, attributes={}),
+        record(5, cost_usd="2", attributes={"tenant": "acme"}, timestamp="2026-04-01T00:00:00Z"),
+        record(6, cost_usd="0.01", attributes={"team.name-x": "blue", "mandant_ü": "nord"}),
+    ]
+    assert post(server, rows)[0] == 200
+    status, by_tenant = call(server, "GET", "/v1/costs?group_by=tag:tenant&start=2026-03-01&end=2026-03-02")
+    assert status == 200 and by_tenant["group_by"] == "tag:tenant"
+    assert [(g["key"], Decimal(g["cost_usd"]), g["records"]) for g in by_tenant["groups"]] == [
+        ("globex", Decimal("0.50"), 1),
+        ("acme", Decimal("0.375"), 2),
+        (None, Decimal("0.01"), 2),
+    ]
+    assert by_tenant["groups_omitted"] == 0 and by_tenant["total"]["records"] == 5
+    none_group = by_tenant["groups"][2]
+    assert none_group["unpriced_records"] == 1 and none_group["input_tokens"] == 20
+    _, dotted = call(server, "GET", "/v1/costs?group_by=tag:team.name-x")
+    assert {g["key"]: g["records"] for g in dotted["groups"]} == {"blue": 1, None: 5}
+    for bad in (
+        "tag:mandant_ü",
+        "tag:",
+        "tag:1st",
+        'tag:a"b',
+        "tag:a b",
+        "tag:a$",
+        "tag:" + "k" * 129,
+        "tenant",
+        "tag",
+    ):
+        status, answer = call(server, "GET", "/v1/costs?" + urlencode({"group_by": bad}))
+        assert status == 400 and "group_by" in answer["error"], bad
+    monkeypatch.setattr(contract, "MAX_GROUPS", 2)
+    _, capped = call(server, "GET", "/v1/costs?group_by=tag:tenant")
+    assert [g["key"] for g in capped["groups"]] == ["acme", "globex"]
+    assert capped["groups_omitted"] == 1 and capped["total"]["records"] == 6
+    _, by_model = call(server, "GET", "/v1/costs?group_by=model")
+    assert by_model["groups_omitted"] == 0 and len(by_model["groups"]) == 1
+
+
+def test_costs_command_groups_by_a_tag(server: CostAPIServer, capsys: pytest.CaptureFixture[str]) -> None:
+    post(server, [
+        record(1, cost_usd="0.1", attributes={"tenant": "acme"}),
+        record(2, cost_usd="0.2", attributes={"tenant": "acme", "model": "tagged"}),
+        record(3, cost_usd="0.4", attributes={}),
+    ])  # fmt: skip
+    base = ["costs", "--url", server.url, "--api-key", KEY, "--since", "3650d"]
+    assert cli.main([*base, "--by", "tenant"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[0] == "TENANT"
+    rows = {x.split()[0]: x.split() for x in lines[2:-2]}
+    assert rows["(none)"][1] == "1" and rows["(none)"][-1] == "0.4"
+    assert rows["acme"][1] == "2" and rows["acme"][-1] == "0.3"
+    assert lines[-1].split()[1] == "3"
+    assert cli.main([*base, "--by", "tag:model", "--json"]) == 0  # a tag named like a built-in group
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["group_by"] == "tag:model"
+    assert {g["key"]: g["records"] for g in answer["groups"]} == {"tagged": 1, None: 2}
+    assert cli.main([*base, "--by", "model"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[0] == "MODEL"
+    for bad in ("bad key", "tag:", "9lives", "x" * 200):
+        assert cli.main([*base, "--by", bad]) == 2
+        err = capsys.readouterr().err
+        assert "--by" in err and "Traceback" not in err
+
+
+def test_costs_command_refuses_impossible_windows_clearly(
+    server: CostAPIServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["costs", "--url", server.url, "--api-key", KEY]
+    for since in ("99999999999d", "999999999999999999999w", "1" + "0" * 400 + "s", "800000d"):
+        assert cli.main([*base, "--since", since]) == 2, since
+        err = capsys.readouterr().err
+        assert "too long" in err and "Traceback" not in err
+    assert cli.main([*base, "--since", "1d", "--until", "99999999999d"]) == 2
+    assert "too long" in capsys.readouterr().err
+
+
+def test_cost_api_command_with_a_missing_directory_says_so(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "deeper" / "a.sqlite"
+    proc = _cli(["cost-api", "--db", str(missing), "--no-auth", "--port", "0"], {})
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2
+    assert "does not exist" in err and str(missing.parent) in err and "Traceback" not in err
+    assert not missing.parent.exists()

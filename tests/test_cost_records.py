@@ -137,3 +137,47 @@ def test_records_of_odd_spans_always_pass_validation() -> None:
     capped = span_to_record(most)
     assert capped is not None and validate(capped) is None
     assert capped["input_tokens"] == MAX_TOKENS and capped["total_tokens"] == MAX_TOKENS
+
+
+def test_spooled_row_is_the_record_as_json() -> None:
+    """The exporter spools ``span_to_row``'s template-written JSON: it must parse back to exactly the
+    record ``span_to_record`` maps (every field, null cost and error, odd strings, tags, a second resource,
+    costs the fast path and the Decimal path each format), be valid UTF-8 and pass the server's validation."""
+    import json
+
+    from llm_otel.exporters.cost.records import span_to_row
+
+    cases = [
+        finished_span({**BASE, "gen_ai.usage.cost": 0.000123456789, "llm_otel.tag.tenant": 'a"c\\me'}),
+        finished_span({**BASE, "gen_ai.usage.cost": 1.23e-7, "error.type": "Timeout"}, {"service.name": "b"}),
+        finished_span({**BASE, "gen_ai.usage.cost": 0.0, "llm_otel.pricing.status": "unpriced"}, error=True),
+        finished_span({**BASE, "gen_ai.usage.cost": 12.5, "gen_ai.response.model": "m\ud800 ü", "x": 1}),
+        finished_span({**BASE, "llm_otel.record.id": "mine-1", "llm_otel.tag.t\ud800": "v\u2028"}),
+    ]
+    for span in cases:
+        rec, row = span_to_record(span, "org"), span_to_row(span, "org")
+        assert rec is not None and row is not None
+        assert row[0] == rec["id"]
+        assert json.loads(row[1]) == rec
+        assert list(json.loads(row[1])) == list(RECORD_FIELDS)
+        row[1].encode("utf-8")
+        assert validate(json.loads(row[1])) is None
+    assert span_to_row(finished_span({"http.method": "GET"})) is None
+
+
+def test_a_span_built_by_hand_maps_like_an_sdk_span() -> None:
+    """A ReadableSpan made directly (a plain dict of attributes, as another pipeline might hand over) maps
+    to the same record as the SDK's own finished span with those attributes."""
+    sdk_span = finished_span({**BASE, "gen_ai.usage.input_tokens": 7, "llm_otel.tag.tenant": "acme"})
+    by_hand = ReadableSpan(
+        name=sdk_span.name,
+        context=sdk_span.context,
+        attributes=dict(sdk_span.attributes or {}),
+        resource=sdk_span.resource,
+        start_time=sdk_span.start_time,
+        end_time=sdk_span.end_time,
+        instrumentation_scope=sdk_span.instrumentation_scope,
+    )
+    assert type(by_hand._attributes) is dict  # the other path of the attribute read
+    assert span_to_record(by_hand) == span_to_record(sdk_span)
+    assert span_to_record(by_hand)["attributes"] == {"tenant": "acme"}  # type: ignore[index]

@@ -366,3 +366,59 @@ def test_rows_of_an_older_spool_without_a_destination_are_left_alone(
     db = sqlite3.connect(old)
     assert db.execute("SELECT COUNT(*) FROM spool").fetchone()[0] == 3  # kept, never sent anywhere
     db.close()
+
+
+def test_a_row_the_spool_refuses_does_not_hold_back_its_batch(
+    processors: Callable[..., CostRecordProcessor],
+    server: Server,
+    spool: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One record SQLite cannot store (here a body that is not valid Unicode, as a mapping bug would make)
+    fails the batch insert: the other records of that batch are still spooled and delivered, the bad one is
+    dropped and counted once, and it is not retried forever."""
+    from llm_otel.exporters.cost import exporter as exporter_module
+
+    real = exporter_module.records.span_to_row
+    calls = {"n": 0}
+
+    def one_bad(span: Any, organization_id: str | None = None) -> tuple[str, str] | None:
+        row = real(span, organization_id)
+        calls["n"] += 1
+        if row is not None and calls["n"] == 3:
+            return row[0], row[1] + "\ud800"  # the spool's UTF-8 bind fails on this one only
+        return row
+
+    monkeypatch.setattr(exporter_module.records, "span_to_row", one_bad)
+    errors_before = metric("records_dropped_total", reason="spool_error")
+    processor = processors(server.url, spool_path=spool)
+    emit(tracer_for(processor), 10)
+    assert processor.force_flush(10_000)
+    assert server.count() == 9
+    assert metric("records_dropped_total", reason="spool_error") == errors_before + 1
+    assert count_records(spool) == 0
+    assert not processor.exporter._pending
+
+
+def test_claim_delete_and_release_work_on_batches_larger_than_one_statement(tmp_path: Path) -> None:
+    """Leases, deletes and releases go in chunks of ids per statement: a 1,000-record batch (the largest)
+    spans several chunks, and each touches exactly the rows it names, for its own destination only."""
+    from llm_otel.exporters.cost.spool import Spool, prepare
+
+    path = tmp_path / "spool.sqlite"
+    prepare(path)
+    mine, other = Spool(path, 10**6, "a "), Spool(path, 10**6, "b ")
+    rows = [(f"id-{i:05d}", f'{{"n":{i}}}') for i in range(1200)]
+    assert mine.add(rows) == (1200, 0) and other.add(rows[:10]) == (10, 0)
+    first = mine.claim(1000, lease_seconds=60)
+    assert [rid for rid, _ in first] == [rid for rid, _ in rows[:1000]]
+    second = mine.claim(1000, lease_seconds=60)
+    assert [rid for rid, _ in second] == [rid for rid, _ in rows[1000:]]
+    assert mine.claim(1000, lease_seconds=60) == []
+    mine.delete([rid for rid, _ in first])
+    assert mine.count() == 200 and other.count() == 10
+    mine.release([rid for rid, _ in second])
+    assert [rid for rid, _ in mine.claim(1000, lease_seconds=60)] == [rid for rid, _ in rows[1000:]]
+    assert len(other.claim(1000, lease_seconds=60)) == 10
+    mine.close()
+    other.close()

@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .. import cost_contract as c
 from .store import UsageStore
-from .validation import parse_time, validate
+from .validation import checked, parse_time
 
 logger = logging.getLogger("llm_otel.cost_server")
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
@@ -733,9 +733,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {c.ERROR_MESSAGE: f"start/end must be RFC 3339 times or dates: {exc}"})
             return
         group_by = query.get("group_by") or None
-        if group_by is not None and group_by not in c.GROUP_BY:
-            self._send(400, {c.ERROR_MESSAGE: f"group_by must be one of {sorted(c.GROUP_BY)}"})
-            return
+        if group_by is not None:
+            try:
+                c.group_tag(group_by)
+            except ValueError as exc:
+                self._send(400, {c.ERROR_MESSAGE: str(exc)})
+                return
         result = self.server.store.totals(start, end, group_by)
         result["start"] = start.isoformat().replace("+00:00", "Z") if start else None
         result["end"] = end.isoformat().replace("+00:00", "Z") if end else None
@@ -769,17 +772,18 @@ class _Handler(BaseHTTPRequestHandler):
         if len(records) > c.MAX_RECORDS_PER_REQUEST:
             self._send(413, {c.ERROR_MESSAGE: f"at most {c.MAX_RECORDS_PER_REQUEST} records per request"})
             return
-        valid, errors = [], []
+        valid, parsed, errors = [], [], []
         for index, record in enumerate(records):
-            problem = validate(record)
-            if problem is None:
+            problem = checked(record)
+            if not isinstance(problem, str):
                 valid.append(record)
+                parsed.append(problem)
             else:
                 rid = record.get(c.ID) if isinstance(record, dict) else None
                 rid = rid if isinstance(rid, str) else None
                 errors.append({c.ERROR_INDEX: index, c.ERROR_ID: rid, c.ERROR_MESSAGE: problem})
         try:
-            accepted = self.server.store.insert(valid) if valid else 0
+            accepted = self.server.store.insert(valid, parsed) if valid else 0
         except Exception:
             logger.exception("cost API: storing %d records failed", len(valid))
             self._send(503, {c.ERROR_MESSAGE: "storage failure, retry later"}, {"Retry-After": "1"})

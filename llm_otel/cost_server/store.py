@@ -116,13 +116,17 @@ class UsageStore:
         with self._lock:
             self._db.close()
 
-    def insert(self, records: list[dict[str, Any]]) -> int:
-        """Store already-validated records; returns how many were new (the rest were duplicate ids)."""
+    def insert(
+        self, records: list[dict[str, Any]], parsed: list[tuple[datetime, Decimal | None]] | None = None
+    ) -> int:
+        """Store already-validated records; returns how many were new (the rest were duplicate ids).
+        ``parsed``: each record's time and cost as validation parsed them (parsed here when not given)."""
+        if parsed is None:
+            parsed = [(parse_time(rec[c.TIMESTAMP]), parse_cost(rec.get(c.COST_USD))) for rec in records]
         rows = []
-        for rec in records:
-            cost = parse_cost(rec.get(c.COST_USD))
+        for rec, (when, cost) in zip(records, parsed, strict=True):
             rows.append((
-                rec[c.ID], epoch_us(parse_time(rec[c.TIMESTAMP])), rec[c.TIMESTAMP],
+                rec[c.ID], epoch_us(when), rec[c.TIMESTAMP],
                 *(rec[f] for f in c.STRING_FIELDS),
                 *(rec[t] for t in _TOKENS),
                 None if cost is None else format(cost, "f"),
@@ -151,23 +155,30 @@ class UsageStore:
             where.append("ts_us < ?")
             args.append(epoch_us(end))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        column = c.GROUP_BY[group_by] if group_by is not None else None
+        column, column_args = None, []
+        if group_by is not None:
+            tag = c.group_tag(group_by)  # ValueError for anything the server did not check first
+            if tag is None:
+                column = c.GROUP_BY[group_by]
+            else:  # the key's syntax (no quote) makes the JSON path safe; it is bound, never spliced
+                column, column_args = "json_extract(attributes, ?)", [f'$."{tag}"']
         with self._lock:
             try:
-                total, groups = self._totals(clause, args, column, exact_tokens=False)
+                total, groups = self._totals(clause, args, column, column_args, exact_tokens=False)
             except sqlite3.OperationalError as exc:
                 if "integer overflow" not in str(exc):
                     raise
-                total, groups = self._totals(clause, args, column, exact_tokens=True)
+                total, groups = self._totals(clause, args, column, column_args, exact_tokens=True)
         result: dict[str, Any] = {"currency": "USD", "group_by": group_by, "total": _summary(total)}
         if group_by is not None:
             entries = [{"key": row[0], **_summary(row[1:])} for row in groups]
-            entries.sort(key=lambda e: (-Decimal(e["cost_usd"]), e["key"]))
-            result["groups"] = entries
+            entries.sort(key=lambda e: (-Decimal(e["cost_usd"]), e["key"] is None, e["key"] or ""))
+            result["groups"] = entries[: c.MAX_GROUPS]
+            result["groups_omitted"] = max(0, len(entries) - c.MAX_GROUPS)
         return result
 
     def _totals(
-        self, clause: str, args: list[int], column: str | None, exact_tokens: bool
+        self, clause: str, args: list[int], column: str | None, column_args: list[str], exact_tokens: bool
     ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
         summing = "intsum" if exact_tokens else "SUM"
         sums = ", ".join(f"COALESCE({summing}({t}), 0)" for t in _TOKENS)
@@ -176,7 +187,7 @@ class UsageStore:
         groups = []
         if column is not None:
             groups = self._db.execute(
-                f"SELECT {column}, {select} FROM usage {clause} GROUP BY {column}", args
+                f"SELECT {column} AS grp, {select} FROM usage {clause} GROUP BY grp", [*column_args, *args]
             ).fetchall()
         return total, groups
 

@@ -89,7 +89,16 @@ def validate(record: Any) -> str | None:
     return None
 
 
-def _validate(rec: Any) -> None:
+def checked(record: Any) -> tuple[datetime, Decimal | None] | str:
+    """Validate ``record``: its parsed time and cost (what the store needs, so it does not parse them
+    again), or the reason it is invalid."""
+    try:
+        return _validate(record)
+    except ValueError as exc:
+        return str(exc)
+
+
+def _validate(rec: Any) -> tuple[datetime, Decimal | None]:
     if not isinstance(rec, dict):
         raise ValueError("record must be a JSON object")
     max_text = c.MAX_TEXT_CHARS
@@ -120,7 +129,7 @@ def _validate(rec: Any) -> None:
         value = rec.get(name)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= c.MAX_TOKENS:
             raise ValueError(f"{name} must be an integer from 0 to {c.MAX_TOKENS}")
-    parse_cost(rec.get(c.COST_USD))
+    cost = parse_cost(rec.get(c.COST_USD))
     latency = rec.get(c.LATENCY_MS)
     if (
         isinstance(latency, bool)
@@ -154,6 +163,7 @@ def _validate(rec: Any) -> None:
             )
         if not (_text_ok(key) and _text_ok(value)):
             raise ValueError(f"{c.ATTRIBUTES}[{key[:40]!r}] holds a lone UTF-16 surrogate")
+    return when, cost
 
 
 def _iso(when: datetime) -> str:

@@ -445,15 +445,15 @@ class CostAPIExporter(SpanExporter):
             self.max_queue,
         )
         try:
-            record = records.span_to_record(span, self.organization_id)
+            row = records.span_to_row(span, self.organization_id)
         except Exception as exc:
             RECORDS_DROPPED.labels("unmappable").inc()
             report("cost_export.map", exc)
             return
-        if record is None:
+        if row is None:
             return
         try:
-            inserted, dropped = self._caller_db.add([(record[c.ID], records.encode(record))])
+            inserted, dropped = self._caller_db.add([row])
         except SpoolBusy as exc:
             if exc.in_process and len(self.queue) < self.max_queue + MAX_BATCH_LIMIT:
                 self.queue.append(span)  # our spooler is committing right now and takes it next
@@ -502,7 +502,14 @@ class CostAPIExporter(SpanExporter):
                     pass
                 rows = self._map(spans)
             try:
-                inserted, dropped = db.add(rows)
+                try:
+                    inserted, dropped = db.add(rows)
+                except SpoolBusy:
+                    raise
+                except Exception:
+                    if len(rows) < 2:
+                        raise
+                    inserted, dropped = self._add_one_by_one(db, rows)
             except Exception as exc:
                 # Locked by another process, disk full: keep the records and try again later. If this
                 # persists, the queue bound turns it into counted drops on the application thread.
@@ -529,17 +536,46 @@ class CostAPIExporter(SpanExporter):
                     self._send_wake.set()
         return True
 
+    def _add_one_by_one(self, db: Spool, rows: list[tuple[str, str]]) -> tuple[int, int]:
+        """The batch insert failed (not busy): find the rows the spool refuses, so that one bad row never
+        holds back the batch it came in. Rows that fail alone while others go in are dropped and counted
+        (``spool_error``); when none goes in, the fault is the spool's (disk full, I/O error), so the
+        first error is raised and the whole batch stays pending. A busy spool midway is raised too: the
+        batch stays pending, and the rows already in are ignored when it is written again (same ids)."""
+        inserted = dropped = 0
+        refused: list[Exception] = []
+        for row in rows:
+            try:
+                added, full = db.add([row])
+            except SpoolBusy:
+                if inserted:
+                    RECORDS_SPOOLED.inc(inserted)
+                    SPOOL_DEPTH.inc(inserted)
+                raise
+            except Exception as exc:
+                refused.append(exc)
+                continue
+            inserted += added
+            dropped += full
+        if refused and len(refused) == len(rows):
+            raise refused[0]
+        if refused:
+            RECORDS_DROPPED.labels("spool_error").inc(len(refused))
+            report("cost_export.spool_row", refused[0])
+        return inserted, dropped
+
     def _map(self, spans: list[ReadableSpan]) -> list[tuple[str, str]]:
         rows: list[tuple[str, str]] = []
+        to_row, organization_id = records.span_to_row, self.organization_id
         for span in spans:
             try:
-                record = records.span_to_record(span, self.organization_id)
+                row = to_row(span, organization_id)
             except Exception as exc:
                 report("cost_export.map", exc)
                 RECORDS_DROPPED.labels("unmappable").inc()
                 continue
-            if record is not None:
-                rows.append((record[c.ID], records.encode(record)))
+            if row is not None:
+                rows.append(row)
         return rows
 
     # -- sender: disk -> HTTP

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -50,8 +51,11 @@ def cost_string(value: object) -> str | None:
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    text = repr(value)
+    if value.__class__ is float and value > 0 and "e" not in text and text != "inf":
+        return text  # the shortest repr is already the exact decimal string (the common case)
     try:
-        dec = Decimal(repr(value))
+        dec = Decimal(text)
     except InvalidOperation:
         return None
     if not dec.is_finite() or dec < 0:
@@ -67,6 +71,8 @@ def _str(attrs: Any, key: str, default: str) -> str:
 def _int(attrs: Any, key: str) -> int:
     """A token count the contract accepts: 0..MAX_TOKENS; anything else (1e308, -1, NaN) is unknown, 0."""
     value = attrs.get(key)
+    if value is None:
+        return 0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
     if not 0 <= value <= c.MAX_TOKENS:  # NaN fails this too
@@ -83,10 +89,58 @@ def _tags(attrs: Any) -> dict[str, str]:
     }
 
 
-def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> dict[str, Any] | None:
-    """Map one finished span to a record; None when it is not a GenAI span (no operation name) or a
-    ``fetch_response`` that records no usage."""
-    attrs = span.attributes or {}
+class _Clock:
+    """``rfc3339_utc`` with the formatted second remembered: records arrive in bursts within one second."""
+
+    __slots__ = ("second", "prefix")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def format(self, ns: int) -> str:
+        sec, rem = divmod(ns, 1_000_000_000)
+        if sec != self.second:
+            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+            self.second = sec
+        return f"{self.prefix}.{rem // 1000:06d}Z"
+
+
+class _ResourceFields:
+    """(organization from the resource, service name) of the last resource seen: a provider's spans share
+    one immutable resource, so it is read once, not once per record."""
+
+    __slots__ = ("resource", "fields")
+
+    def __init__(self) -> None:
+        self.resource: object = None
+        self.fields = (DEFAULT_ORGANIZATION_ID, "unknown_service")
+
+    def get(self, resource: Any) -> tuple[str, str]:
+        if resource is not self.resource:
+            attrs = resource.attributes if resource is not None else {}
+            self.fields = (
+                _str(attrs, semconv.RESOURCE_ORGANIZATION_ID, DEFAULT_ORGANIZATION_ID),
+                _str(attrs, _SERVICE_NAME, "unknown_service"),
+            )
+            self.resource = resource
+        return self.fields
+
+
+_clock = _Clock()
+_resources = _ResourceFields()
+
+
+def _values(span: ReadableSpan, organization_id: str | None) -> tuple[Any, ...] | None:
+    """The record's values in :data:`~llm_otel.cost_contract.RECORD_FIELDS` order; None when ``span`` is
+    not a GenAI span (no operation name). The one mapping both renderings below share."""
+    # The SDK's finished span keeps its attributes in a BoundedAttributes over a plain dict, which no one
+    # changes any more: read that dict (half the cost of this function otherwise goes to the Mapping
+    # protocol); anything else is copied through the public read-only mapping.
+    attrs = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if attrs.__class__ is not dict:
+        proxy = span.attributes
+        attrs = dict(proxy) if proxy else {}
     operation = attrs.get(semconv.OPERATION)
     if not isinstance(operation, str) or not operation:
         return None
@@ -94,10 +148,11 @@ def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> di
         return None  # a fetch of a response already recorded: no new generation, nothing to bill
     operation = clean_text(operation)
     ctx = span.context
-    if ctx is None or span.end_time is None:
+    end = span.end_time
+    if ctx is None or end is None:
         return None
-    resource_attrs = span.resource.attributes if span.resource is not None else {}
-    org = organization_id or _str(resource_attrs, semconv.RESOURCE_ORGANIZATION_ID, DEFAULT_ORGANIZATION_ID)
+    resource_org, service = _resources.get(span.resource)
+    org = organization_id or resource_org
     provider = _str(attrs, semconv.PROVIDER, "") or _str(attrs, _LEGACY_SYSTEM, UNKNOWN)
     model = _str(attrs, semconv.RESPONSE_MODEL, "") or _str(attrs, semconv.REQUEST_MODEL, UNKNOWN)
     input_tokens = _int(attrs, semconv.USAGE_INPUT_TOKENS)
@@ -109,28 +164,85 @@ def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> di
     failed = error_type is not None or span.status.status_code is StatusCode.ERROR
     if failed:
         error_type = clean_text(str(error_type)) if error_type is not None else "_OTHER"
-    start = span.start_time if span.start_time is not None else span.end_time
-    return {
-        c.ID: _str(attrs, semconv.RECORD_ID, "") or record_id(ctx.trace_id, ctx.span_id),
-        c.TIMESTAMP: rfc3339_utc(span.end_time),
-        c.ORGANIZATION_ID: org,
-        c.SERVICE_NAME: _str(resource_attrs, _SERVICE_NAME, "unknown_service"),
-        c.PROVIDER: provider,
-        c.MODEL_ID: model,
-        c.OPERATION: operation,
-        c.INPUT_TOKENS: input_tokens,
-        c.OUTPUT_TOKENS: output_tokens,
-        c.TOTAL_TOKENS: min(input_tokens + output_tokens, c.MAX_TOKENS),
-        c.CACHED_INPUT_TOKENS: _int(attrs, semconv.USAGE_CACHE_READ_INPUT_TOKENS),
-        c.REASONING_TOKENS: _int(attrs, semconv.USAGE_REASONING_OUTPUT_TOKENS),
-        c.COST_USD: cost,
-        c.LATENCY_MS: round(max(0, span.end_time - start) / 1e6, 3),
-        c.STATUS: c.STATUS_ERROR if failed else c.STATUS_OK,
-        c.ERROR_TYPE: error_type if failed else None,
-        c.TRACE_ID: f"{ctx.trace_id:032x}",
-        c.SPAN_ID: f"{ctx.span_id:016x}",
-        c.ATTRIBUTES: _tags(attrs),
-    }
+    start = span.start_time if span.start_time is not None else end
+    trace_id = f"{ctx.trace_id:032x}"
+    span_id = f"{ctx.span_id:016x}"
+    return (
+        _str(attrs, semconv.RECORD_ID, "") or f"{trace_id}-{span_id}",
+        _clock.format(end),
+        org,
+        service,
+        provider,
+        model,
+        operation,
+        input_tokens,
+        output_tokens,
+        min(input_tokens + output_tokens, c.MAX_TOKENS),
+        _int(attrs, semconv.USAGE_CACHE_READ_INPUT_TOKENS),
+        _int(attrs, semconv.USAGE_REASONING_OUTPUT_TOKENS),
+        cost,
+        round(max(0, end - start) / 1e6, 3),
+        c.STATUS_ERROR if failed else c.STATUS_OK,
+        error_type if failed else None,
+        trace_id,
+        span_id,
+        _tags(attrs),
+    )
+
+
+def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> dict[str, Any] | None:
+    """Map one finished span to a record; None when it is not a GenAI span (no operation name) or a
+    ``fetch_response`` that records no usage."""
+    values = _values(span, organization_id)
+    return None if values is None else dict(zip(c.RECORD_FIELDS, values, strict=True))
+
+
+def span_to_row(span: ReadableSpan, organization_id: str | None = None) -> tuple[str, str] | None:
+    """``(id, compact JSON)`` of the record for ``span`` -- what the spool stores -- or None as above.
+
+    The JSON is written from a template (field names escaped once, at import) rather than by
+    ``json.dumps`` of a dict: the exporter's spooler does this for every call. ``json.loads`` of it equals
+    :func:`span_to_record` (tested).
+    """
+    values = _values(span, organization_id)
+    if values is None:
+        return None
+    return values[0], _render(values)
+
+
+_esc = encode_basestring  # JSON string literal, non-ASCII kept (ensure_ascii=False); C implementation
+
+
+def _template() -> str:
+    return "{" + ",".join(f"{_esc(name)}:%s" for name in c.RECORD_FIELDS) + "}"
+
+
+_TEMPLATE = _template()
+
+
+def _render_tags(tags: dict[str, str]) -> str:
+    if not tags:
+        return "{}"
+    return "{" + ",".join(f"{_esc(k)}:{_esc(v)}" for k, v in tags.items()) + "}"
+
+
+def _render(v: tuple[Any, ...]) -> str:
+    """Compact JSON of a :func:`_values` tuple, in the form :func:`encode` gives a record; always UTF-8
+    encodable (strings were cleaned when read, ``clean_text`` catches what a tag's ``str()`` let through)."""
+    cost, error_type = v[12], v[15]
+    return clean_text(
+        _TEMPLATE
+        % (
+            _esc(v[0]), _esc(v[1]), _esc(v[2]), _esc(v[3]), _esc(v[4]), _esc(v[5]), _esc(v[6]),
+            v[7], v[8], v[9], v[10], v[11],
+            "null" if cost is None else _esc(cost),
+            repr(v[13]),
+            _esc(v[14]),
+            "null" if error_type is None else _esc(error_type),
+            _esc(v[16]), _esc(v[17]),
+            _render_tags(v[18]),
+        )
+    )  # fmt: skip
 
 
 def encode(record: dict[str, Any]) -> str:

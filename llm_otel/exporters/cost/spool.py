@@ -418,25 +418,43 @@ class Spool:
                 "ORDER BY seq LIMIT ?",
                 (self.destination, now, limit),
             ).fetchall()
-            if rows:
-                until = now + lease_seconds
-                leases = [(until, r[0]) for r in rows]
-                db.executemany("UPDATE records SET lease_until = ? WHERE seq = ?", leases)
+            until = now + lease_seconds
+            for chunk in _chunks([r[0] for r in rows]):
+                marks = ",".join("?" * len(chunk))
+                db.execute(f"UPDATE records SET lease_until = ? WHERE seq IN ({marks})", (until, *chunk))
             return [(r[1], r[2]) for r in rows]
 
         return self._run(work, write=True)
 
     def delete(self, ids: Iterable[str]) -> None:
         """Forget acknowledged (or dead-lettered) rows."""
-        args = [(self.destination, i) for i in ids]
-        sql = "DELETE FROM records WHERE destination = ? AND id = ?"
-        self._run(lambda db: db.executemany(sql, args), write=True)
+        self._by_ids("DELETE FROM records", ids)
 
     def release(self, ids: Iterable[str]) -> None:
         """Give leased rows back after a failed send, so the next attempt (of any process) can take them."""
-        args = [(self.destination, i) for i in ids]
-        sql = "UPDATE records SET lease_until = 0 WHERE destination = ? AND id = ?"
-        self._run(lambda db: db.executemany(sql, args), write=True)
+        self._by_ids("UPDATE records SET lease_until = 0", ids)
+
+    def _by_ids(self, statement: str, ids: Iterable[str]) -> None:
+        """``statement`` on this destination's rows with these ids, in one transaction: a few statements
+        of up to :data:`_CHUNK` ids each rather than one per row."""
+        chunks = _chunks(list(ids))
+
+        def work(db: sqlite3.Connection) -> None:
+            for chunk in chunks:
+                marks = ",".join("?" * len(chunk))
+                db.execute(
+                    f"{statement} WHERE destination = ? AND id IN ({marks})", (self.destination, *chunk)
+                )
+
+        self._run(work, write=True)
+
+
+#: Values bound in one ``IN (...)`` list (SQLite before 3.32 allows 999 parameters per statement).
+_CHUNK = 500
+
+
+def _chunks(values: list[_T]) -> list[list[_T]]:
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
 
 
 class DeadLetterFile:
