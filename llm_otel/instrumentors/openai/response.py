@@ -389,6 +389,7 @@ class ChatChunks:
         fragment = getattr(fn, "arguments", None)
         if fragment:
             entry[2].append(fragment)
+
     def complete(self) -> bool:
         """Every choice got its finish reason (a stream cut off early has none, or no chunk at all)."""
         return self.seen > 0 and len(self.reasons) == self.seen
