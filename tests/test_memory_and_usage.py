@@ -80,7 +80,8 @@ def test_cumulative_usage_is_not_summed(openai_instrumented: Any, spans: Any) ->
 
 def test_memory_stays_flat_over_many_calls() -> None:
     provider = TracerProvider()  # no exporter keeps spans; the metrics processor keeps only aggregates
-    provider.add_span_processor(PrometheusMetricsProcessor(registry=CollectorRegistry()))
+    metrics = PrometheusMetricsProcessor(registry=CollectorRegistry())
+    provider.add_span_processor(metrics)
     telemetry = Telemetry(tracer=make_tracer(provider), prices=PriceTable.bundled())
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(llm_otel_telemetry=telemetry)
