@@ -72,7 +72,10 @@ def _code(variant: str) -> str:
 def run_plain(python: str, variant: str) -> tuple[float, str]:
     """Wall seconds of one process, and the watched modules it imported."""
     start = time.perf_counter()
-    proc = subprocess.run([python, "-c", _code(variant)], env=_env(), capture_output=True, text=True)
+    # cwd: ``python -c`` puts it first on sys.path, so it must be the measured checkout
+    proc = subprocess.run(
+        [python, "-c", _code(variant)], env=_env(), cwd=_measured["root"], capture_output=True, text=True
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{variant} failed:\n{proc.stderr[-3000:]}")
@@ -84,7 +87,7 @@ def callgrind(python: str, variant: str, tmp: Path) -> int:
     out = tmp / f"cg.{variant}.out"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-line=no",
            python, "-c", _code(variant)]  # fmt: skip
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=_env(), cwd=_measured["root"], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{variant} failed under callgrind:\n{proc.stderr[-3000:]}")
     text = out.read_text()

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests_support import HAS_RESPONSES, run_child
 
 from llm_otel.guard import INSTRUMENTATION_ERRORS
 from llm_otel.instrumentors.lazy import LazyPatcher, waiting_for
-from tests.tests_support import HAS_RESPONSES, run_child
 
 #: modules only the application's own use may import (openai's lazily-loaded ones, and ollama)
 LAZY_MODULES = (

@@ -190,7 +190,12 @@ class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        self._wrapping = wrapping = _Wrapping(telemetry_from_kwargs(kwargs))
+        try:
+            telemetry = telemetry_from_kwargs(kwargs, self, "ollama")
+        except LookupError:
+            logger.info("llm-otel: ollama is not in LLM_OTEL_INSTRUMENTORS; not instrumenting it")
+            return
+        self._wrapping = wrapping = _Wrapping(telemetry)
         self._patcher = patcher = LazyPatcher("ollama")
         # ``ollama._client``, not ``ollama``: the package's own ``_client`` attribute is its default Client()
         patcher.when_imported(_MODULE, functools.partial(_patch_client, wrapping, patcher))

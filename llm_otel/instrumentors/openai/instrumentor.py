@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import ModuleType
@@ -36,6 +37,8 @@ from ..tracer import telemetry_from_kwargs
 from . import request as req
 from . import response as resp
 from .raw_responses import AsyncRawResponseProxy, LegacyRawStreamProxy, RawResponseProxy
+
+logger = logging.getLogger("llm_otel")
 
 #: The openai versions this instrumentor supports, as ``instrumentation_dependencies()`` reports them.
 _instruments = ("openai >= 1.55",)
@@ -336,7 +339,12 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        self._wrapping = wrapping = _Wrapping(telemetry_from_kwargs(kwargs))
+        try:
+            telemetry = telemetry_from_kwargs(kwargs, self, "openai")
+        except LookupError:
+            logger.info("llm-otel: openai is not in LLM_OTEL_INSTRUMENTORS; not instrumenting it")
+            return
+        self._wrapping = wrapping = _Wrapping(telemetry)
         self._patcher = patcher = LazyPatcher("openai")
         patcher.when_imported("openai", functools.partial(_on_openai, wrapping, patcher))
 
