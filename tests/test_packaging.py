@@ -40,7 +40,7 @@ def test_ci_tests_the_oldest_supported_clients() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python3 tools/min_versions.py > .ci-min-all.txt" in ci
     assert "-c .ci-min-all.txt" in ci
-    assert "python3 tools/min_versions.py --extras \"\" > .ci-min-core.txt" in ci
+    assert 'python3 tools/min_versions.py --extras "" > .ci-min-core.txt' in ci
     assert "-c .ci-min-core.txt" in ci
 
 
