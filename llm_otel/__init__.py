@@ -66,6 +66,19 @@ def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, **opt
         return _handle  # type: ignore[no-any-return]
 
 
+def _pipeline_for_loader() -> Instrumentation:
+    """The running handle, else one built from the environment whose instrumentors the
+    auto-instrumentation loader starts itself (``zero_code.py``)."""
+    global _handle
+    from .config import Settings
+    from .pipeline import build
+
+    with _lock:
+        if _handle is None:
+            _handle = build(Settings.resolve(), None, start_instrumentors=False)
+        return _handle  # type: ignore[no-any-return]
+
+
 def _warn_if_different(
     handle: Any, tracer_provider: Any, options: dict[str, Any], meter_provider: Any = None
 ) -> None:

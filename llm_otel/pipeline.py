@@ -358,7 +358,11 @@ def _metrics_server(settings: Settings, wrap_app: Any = None) -> Any:
         return None
 
 
-def build(settings: Settings, tracer_provider: Any, meter_provider: Any = None) -> Instrumentation:
+def build(
+    settings: Settings, tracer_provider: Any, meter_provider: Any = None, start_instrumentors: bool = True
+) -> Instrumentation:
+    """Everything ``instrument()`` starts; ``start_instrumentors=False`` when the auto-instrumentation
+    loader starts them (``zero_code.py``)."""
     prices = PriceTable.load(settings.prices, model_aliases=settings.model_aliases)
     provider, owns = _provider(settings, tracer_provider)
     processors: list[SpanProcessor] = []
@@ -413,7 +417,7 @@ def build(settings: Settings, tracer_provider: Any, meter_provider: Any = None) 
     global _active
     telemetry = build_telemetry(settings, provider, prices)
     telemetry.live = live
-    instrumentors = _start_instrumentors(settings, provider, telemetry)
+    instrumentors = _start_instrumentors(settings, provider, telemetry) if start_instrumentors else []
     handle = Instrumentation(settings, provider, owns, telemetry, processors, metrics_server, instrumentors)
     handle.live = live
     if meters is not None:

@@ -1,8 +1,11 @@
 """Attribute names used on GenAI spans.
 
-Names that `opentelemetry-semantic-conventions` already defines are re-exported from it; names that the
-GenAI conventions have added since (or that are llm-otel's own) are defined here once, so every module
-(instrumentors, metrics, cost records) reads the same constant.
+Names that `opentelemetry-semantic-conventions` defines are taken from it, each with its value as the
+fallback: the oldest release llm-otel supports (0.51b0, pyproject.toml) lacks several of them, and an
+application pinned to an older OpenTelemetry must still import llm-otel (``tests/test_min_versions.py``
+checks every fallback equals the installed package's value). Names the GenAI conventions have added since
+(or that are llm-otel's own) are defined here once, so every module (instrumentors, metrics, cost records)
+reads the same constant.
 """
 
 from __future__ import annotations
@@ -14,43 +17,55 @@ from opentelemetry.semconv._incubating.attributes import server_attributes as _s
 from opentelemetry.semconv.attributes import error_attributes as _e
 
 # --- from opentelemetry-semantic-conventions ---------------------------------------------------------
-OPERATION: Final = _g.GEN_AI_OPERATION_NAME
-PROVIDER: Final = getattr(_g, "GEN_AI_PROVIDER_NAME", "gen_ai.provider.name")
-REQUEST_MODEL: Final = _g.GEN_AI_REQUEST_MODEL
-REQUEST_MAX_TOKENS: Final = _g.GEN_AI_REQUEST_MAX_TOKENS
-REQUEST_TEMPERATURE: Final = _g.GEN_AI_REQUEST_TEMPERATURE
-REQUEST_TOP_P: Final = _g.GEN_AI_REQUEST_TOP_P
-REQUEST_TOP_K: Final = _g.GEN_AI_REQUEST_TOP_K
-REQUEST_FREQUENCY_PENALTY: Final = _g.GEN_AI_REQUEST_FREQUENCY_PENALTY
-REQUEST_PRESENCE_PENALTY: Final = _g.GEN_AI_REQUEST_PRESENCE_PENALTY
-REQUEST_STOP_SEQUENCES: Final = _g.GEN_AI_REQUEST_STOP_SEQUENCES
-REQUEST_SEED: Final = _g.GEN_AI_REQUEST_SEED
-REQUEST_CHOICE_COUNT: Final = _g.GEN_AI_REQUEST_CHOICE_COUNT
-REQUEST_ENCODING_FORMATS: Final = _g.GEN_AI_REQUEST_ENCODING_FORMATS
-REQUEST_STREAM: Final = getattr(_g, "GEN_AI_REQUEST_STREAM", "gen_ai.request.stream")
-OUTPUT_TYPE: Final = _g.GEN_AI_OUTPUT_TYPE
-RESPONSE_ID: Final = _g.GEN_AI_RESPONSE_ID
-RESPONSE_MODEL: Final = _g.GEN_AI_RESPONSE_MODEL
-RESPONSE_FINISH_REASONS: Final = _g.GEN_AI_RESPONSE_FINISH_REASONS
-RESPONSE_TIME_TO_FIRST_CHUNK: Final = getattr(
+OPERATION: Final[str] = getattr(_g, "GEN_AI_OPERATION_NAME", "gen_ai.operation.name")
+PROVIDER: Final[str] = getattr(_g, "GEN_AI_PROVIDER_NAME", "gen_ai.provider.name")
+REQUEST_MODEL: Final[str] = getattr(_g, "GEN_AI_REQUEST_MODEL", "gen_ai.request.model")
+REQUEST_MAX_TOKENS: Final[str] = getattr(_g, "GEN_AI_REQUEST_MAX_TOKENS", "gen_ai.request.max_tokens")
+REQUEST_TEMPERATURE: Final[str] = getattr(_g, "GEN_AI_REQUEST_TEMPERATURE", "gen_ai.request.temperature")
+REQUEST_TOP_P: Final[str] = getattr(_g, "GEN_AI_REQUEST_TOP_P", "gen_ai.request.top_p")
+REQUEST_TOP_K: Final[str] = getattr(_g, "GEN_AI_REQUEST_TOP_K", "gen_ai.request.top_k")
+REQUEST_FREQUENCY_PENALTY: Final[str] = getattr(
+    _g, "GEN_AI_REQUEST_FREQUENCY_PENALTY", "gen_ai.request.frequency_penalty"
+)
+REQUEST_PRESENCE_PENALTY: Final[str] = getattr(
+    _g, "GEN_AI_REQUEST_PRESENCE_PENALTY", "gen_ai.request.presence_penalty"
+)
+REQUEST_STOP_SEQUENCES: Final[str] = getattr(
+    _g, "GEN_AI_REQUEST_STOP_SEQUENCES", "gen_ai.request.stop_sequences"
+)
+REQUEST_SEED: Final[str] = getattr(_g, "GEN_AI_REQUEST_SEED", "gen_ai.request.seed")
+REQUEST_CHOICE_COUNT: Final[str] = getattr(_g, "GEN_AI_REQUEST_CHOICE_COUNT", "gen_ai.request.choice.count")
+REQUEST_ENCODING_FORMATS: Final[str] = getattr(
+    _g, "GEN_AI_REQUEST_ENCODING_FORMATS", "gen_ai.request.encoding_formats"
+)
+REQUEST_STREAM: Final[str] = getattr(_g, "GEN_AI_REQUEST_STREAM", "gen_ai.request.stream")
+OUTPUT_TYPE: Final[str] = getattr(_g, "GEN_AI_OUTPUT_TYPE", "gen_ai.output.type")
+RESPONSE_ID: Final[str] = getattr(_g, "GEN_AI_RESPONSE_ID", "gen_ai.response.id")
+RESPONSE_MODEL: Final[str] = getattr(_g, "GEN_AI_RESPONSE_MODEL", "gen_ai.response.model")
+RESPONSE_FINISH_REASONS: Final[str] = getattr(
+    _g, "GEN_AI_RESPONSE_FINISH_REASONS", "gen_ai.response.finish_reasons"
+)
+RESPONSE_TIME_TO_FIRST_CHUNK: Final[str] = getattr(
     _g, "GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK", "gen_ai.response.time_to_first_chunk"
 )
-USAGE_INPUT_TOKENS: Final = _g.GEN_AI_USAGE_INPUT_TOKENS
-USAGE_OUTPUT_TOKENS: Final = _g.GEN_AI_USAGE_OUTPUT_TOKENS
-USAGE_CACHE_READ_INPUT_TOKENS: Final = getattr(
+USAGE_INPUT_TOKENS: Final[str] = getattr(_g, "GEN_AI_USAGE_INPUT_TOKENS", "gen_ai.usage.input_tokens")
+USAGE_OUTPUT_TOKENS: Final[str] = getattr(_g, "GEN_AI_USAGE_OUTPUT_TOKENS", "gen_ai.usage.output_tokens")
+USAGE_CACHE_READ_INPUT_TOKENS: Final[str] = getattr(
     _g, "GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS", "gen_ai.usage.cache_read.input_tokens"
 )
-USAGE_REASONING_OUTPUT_TOKENS: Final = getattr(
+USAGE_REASONING_OUTPUT_TOKENS: Final[str] = getattr(
     _g, "GEN_AI_USAGE_REASONING_OUTPUT_TOKENS", "gen_ai.usage.reasoning.output_tokens"
 )
-EMBEDDINGS_DIMENSION_COUNT: Final = _g.GEN_AI_EMBEDDINGS_DIMENSION_COUNT
-CONVERSATION_ID: Final = _g.GEN_AI_CONVERSATION_ID
-INPUT_MESSAGES: Final = _g.GEN_AI_INPUT_MESSAGES
-OUTPUT_MESSAGES: Final = _g.GEN_AI_OUTPUT_MESSAGES
-SYSTEM_INSTRUCTIONS: Final = _g.GEN_AI_SYSTEM_INSTRUCTIONS
-SERVER_ADDRESS: Final = _s.SERVER_ADDRESS
-SERVER_PORT: Final = _s.SERVER_PORT
-ERROR_TYPE: Final = _e.ERROR_TYPE
+EMBEDDINGS_DIMENSION_COUNT: Final[str] = getattr(
+    _g, "GEN_AI_EMBEDDINGS_DIMENSION_COUNT", "gen_ai.embeddings.dimension.count"
+)
+CONVERSATION_ID: Final[str] = getattr(_g, "GEN_AI_CONVERSATION_ID", "gen_ai.conversation.id")
+INPUT_MESSAGES: Final[str] = getattr(_g, "GEN_AI_INPUT_MESSAGES", "gen_ai.input.messages")
+OUTPUT_MESSAGES: Final[str] = getattr(_g, "GEN_AI_OUTPUT_MESSAGES", "gen_ai.output.messages")
+SYSTEM_INSTRUCTIONS: Final[str] = getattr(_g, "GEN_AI_SYSTEM_INSTRUCTIONS", "gen_ai.system_instructions")
+SERVER_ADDRESS: Final[str] = getattr(_s, "SERVER_ADDRESS", "server.address")
+SERVER_PORT: Final[str] = getattr(_s, "SERVER_PORT", "server.port")
+ERROR_TYPE: Final[str] = getattr(_e, "ERROR_TYPE", "error.type")
 
 # --- newer GenAI conventions, not yet in the Python package ------------------------------------------
 USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"

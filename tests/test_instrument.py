@@ -4,10 +4,6 @@ sampling that never loses a call, and auto-instrumentation through the entry poi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from typing import Any
 
 import openai
@@ -224,34 +220,6 @@ def test_import_and_instrument_without_client_libraries() -> None:
         print(json.dumps({"instrumentors": len(handle.instrumentors)}))
     """
     assert run_child(code, {}) == {"instrumentors": 0}
-
-
-def test_opentelemetry_instrument_entry_point(server: Any, tmp_path: Any) -> None:
-    script = tmp_path / "app.py"
-    script.write_text(
-        textwrap.dedent("""
-        import json, os, openai
-        from opentelemetry import trace
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        trace.set_tracer_provider(provider)
-        client = openai.OpenAI(base_url=os.environ["FAKE_URL"], api_key="k", max_retries=0)
-        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-        print(json.dumps([s.name for s in exporter.get_finished_spans()]))
-    """)
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update({"FAKE_URL": server.openai_base_url, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ""})
-    tool = os.path.join(os.path.dirname(sys.executable), "opentelemetry-instrument")
-    done = subprocess.run(
-        [tool, sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["chat gpt-4o-mini"]
 
 
 def test_uninstrumenting_one_library_leaves_the_other_traced(

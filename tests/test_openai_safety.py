@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any
 
@@ -150,12 +151,20 @@ def test_original_exception_untouched(openai_instrumented: Any, client: openai.O
 
 
 def _patched_targets() -> dict[str, Any]:
+    """Every method the instrumentor patches, as its class holds it (the modules imported here first)."""
     out = {}
-    for ep in openai_instr.ENDPOINTS:
-        owner = openai_instr._resolve(ep.module, ep.method)
-        if owner is not None:
-            name = ep.method.rsplit(".", 1)[1]
-            out[f"{ep.module}:{ep.method}"] = owner.__dict__[name]
+    targets = [(ep.module, ep.method) for ep in openai_instr.ENDPOINTS]
+    targets += [(module, method) for module, method, _ in openai_instr.HELPER_CLOSES]
+    for module, method in targets:
+        try:
+            owner: Any = importlib.import_module(module)
+        except ImportError:  # not in this openai version
+            continue
+        *path, name = method.split(".")
+        for part in path:
+            owner = getattr(owner, part, None)
+        if owner is not None and name in owner.__dict__:
+            out[f"{module}:{method}"] = owner.__dict__[name]
     return out
 
 

@@ -47,12 +47,20 @@ def build_telemetry(settings: Settings, tracer_provider: Any, prices: PriceTable
     )
 
 
-def telemetry_from_kwargs(kwargs: dict[str, Any]) -> Telemetry:
-    """BaseInstrumentor kwargs -> Telemetry: the one ``instrument()`` built, else one from the environment
-    (and ``tracer_provider`` / ``logger_provider`` when given)."""
+def telemetry_from_kwargs(kwargs: dict[str, Any], instrumentor: Any = None, library: str = "") -> Telemetry:
+    """BaseInstrumentor kwargs -> Telemetry: the one ``instrument()`` built; under the auto-instrumentation
+    loader the whole pipeline's (``zero_code.py``; LookupError: ``LLM_OTEL_INSTRUMENTORS`` leaves
+    ``library`` out); else one from the environment (and ``tracer_provider`` / ``logger_provider`` when
+    given)."""
     ready = kwargs.get("llm_otel_telemetry")
     if isinstance(ready, Telemetry):
         return ready
+    if kwargs.get("tracer_provider") is None and instrumentor is not None:
+        from ..zero_code import telemetry_for
+
+        shared = telemetry_for(instrumentor, library)
+        if shared is not None:
+            return shared
     from ..config import Settings
     from .content_events import ContentEvents
 

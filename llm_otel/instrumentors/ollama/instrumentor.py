@@ -23,20 +23,21 @@ gets.
 
 from __future__ import annotations
 
-import importlib
+import functools
 import logging
 from collections.abc import Callable, Collection
+from types import ModuleType
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
-from wrapt import wrap_function_wrapper
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from ... import guard
 from ... import semconv as sc
 from ...content import truncate
 from .. import content_capture as cc
 from ..call import GenAICall, Telemetry
+from ..lazy import LazyPatcher
 from ..server import server_and_provider
 from ..streams import AsyncGeneratorProxy, SyncIteratorProxy
 from ..tracer import telemetry_from_kwargs
@@ -177,34 +178,43 @@ class _Wrapping:
 
 
 class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """GenAI spans for the ``ollama`` client. Usually enabled by ``llm_otel.instrument()``."""
+    """GenAI spans for the ``ollama`` client. Usually enabled by ``llm_otel.instrument()``.
+
+    Does not import ollama: ``_request`` is wrapped when the application imports it (``lazy.py``).
+    """
 
     # BaseInstrumentor is a singleton whose __init__ runs on every OllamaInstrumentor() call: state is
     # set in _instrument only, so a later uninstrument() still finds it.
     _wrapping: _Wrapping | None = None
+    _patcher: LazyPatcher | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        # not ``import ollama._client``: the package's own ``_client`` attribute is its default Client()
-        client_module = importlib.import_module(_MODULE)
-        self._wrapping = wrapping = _Wrapping(telemetry_from_kwargs(kwargs))
-        for cls_name, is_async in _CLASSES:
-            owner = getattr(client_module, cls_name, None)
-            if owner is None or not hasattr(owner, "_request"):
-                logger.warning(
-                    "llm-otel: ollama.%s._request not found; %s calls are not traced", cls_name, cls_name
-                )
-                continue
-            wrap_function_wrapper(_MODULE, f"{cls_name}._request", wrapping.make(is_async))
+        try:
+            telemetry = telemetry_from_kwargs(kwargs, self, "ollama")
+        except LookupError:
+            logger.info("llm-otel: ollama is not in LLM_OTEL_INSTRUMENTORS; not instrumenting it")
+            return
+        self._wrapping = wrapping = _Wrapping(telemetry)
+        self._patcher = patcher = LazyPatcher("ollama")
+        # ``ollama._client``, not ``ollama``: the package's own ``_client`` attribute is its default Client()
+        patcher.when_imported(_MODULE, functools.partial(_patch_client, wrapping, patcher))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         if self._wrapping is not None:
             self._wrapping.enabled = False  # a wrapper someone captured now passes straight through
             self._wrapping = None
-        client_module = importlib.import_module(_MODULE)
-        for cls_name, _ in _CLASSES:
-            owner = getattr(client_module, cls_name, None)
-            if owner is not None:
-                unwrap(owner, "_request")  # a no-op when not wrapped
+        if self._patcher is not None:
+            self._patcher.stop()  # puts the original _request back, or cancels the wait for the import
+            self._patcher = None
+
+
+def _patch_client(wrapping: _Wrapping, patcher: LazyPatcher, client_module: ModuleType) -> None:
+    """``ollama._client`` is imported (by the application): wrap both clients' ``_request``."""
+    for cls_name, is_async in _CLASSES:
+        if not patcher.wrap(client_module, f"{cls_name}._request", wrapping.make(is_async)):
+            logger.warning(
+                "llm-otel: ollama.%s._request not found; %s calls are not traced", cls_name, cls_name
+            )

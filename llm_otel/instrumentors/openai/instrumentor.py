@@ -1,6 +1,7 @@
 """OpenAI instrumentor: one GenAI span per call of the ``openai`` client (sync, async, streaming, raw).
 
-Patched with wrapt on the resource classes, so every client instance (``OpenAI``, ``AsyncOpenAI``,
+Patched with wrapt on the resource classes, each when the application imports its module (never before),
+so every client instance (``OpenAI``, ``AsyncOpenAI``,
 ``AzureOpenAI``, ...) is covered: chat.completions.create/parse (+ the beta parse where present, and the
 ``chat.completions.stream()`` helper through create), responses.create/parse (+ ``responses.stream()``),
 responses.retrieve (``fetch_response``, also the stream resume ``responses.stream(response_id=...)``),
@@ -18,25 +19,28 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import importlib
+import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
-from wrapt import wrap_function_wrapper
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from ... import guard
 from ... import semconv as sc
 from .. import content_capture as cc
 from ..call import GenAICall, Outcome, Telemetry
+from ..lazy import LazyPatcher
 from ..server import server_and_provider
 from ..streams import AsyncStreamProxy, SyncStreamProxy
 from ..tracer import telemetry_from_kwargs
 from . import request as req
 from . import response as resp
 from .raw_responses import AsyncRawResponseProxy, LegacyRawStreamProxy, RawResponseProxy
+
+logger = logging.getLogger("llm_otel")
 
 #: The openai versions this instrumentor supports, as ``instrumentation_dependencies()`` reports them.
 _instruments = ("openai >= 1.55",)
@@ -126,7 +130,7 @@ HELPER_CLOSES = [
 
 
 class _ClientTypes:
-    """openai classes looked up once at instrument time (names moved little across 1.x-3.x)."""
+    """openai classes looked up once, when openai is imported (names moved little across 1.x-3.x)."""
 
     def __init__(self) -> None:
         import openai
@@ -144,27 +148,17 @@ class _ClientTypes:
         self.async_api_response: type[Any] = AsyncAPIResponse
 
 
-def _resolve(module: str, method: str) -> Any:
-    try:
-        owner: Any = importlib.import_module(module)
-    except ImportError:
-        return None
-    for part in method.split(".")[:-1]:
-        owner = getattr(owner, part, None)
-        if owner is None:
-            return None
-    return owner if hasattr(owner, method.rsplit(".", 1)[1]) else None
-
-
 class _Wrapping:
     """Builds the wrapt wrapper for one endpoint; all per-call logic lives here."""
 
-    def __init__(self, telemetry: Telemetry, types: _ClientTypes) -> None:
+    #: looked up when ``openai`` is imported, before any of its methods is wrapped
+    types: _ClientTypes
+
+    def __init__(self, telemetry: Telemetry) -> None:
         self.t = telemetry
         #: False after this instrumentor's uninstrument(): wrappers captured inside client objects (e.g.
         #: openai's cached with_raw_response) then pass straight through.
         self.enabled = True
-        self.types = types
 
     # -- call start ------------------------------------------------------------------------------------
     def start(
@@ -327,38 +321,59 @@ def _helper_close_wrapper(is_async: bool) -> Callable[..., Any]:
     return close
 
 
+#: module -> what to wrap in it when the application imports it: (method, endpoint or helper-close is_async)
+_TARGETS: dict[str, list[tuple[str, _Endpoint | bool]]] = {}
+for _ep in ENDPOINTS:
+    _TARGETS.setdefault(_ep.module, []).append((_ep.method, _ep))
+for _module, _method, _is_async in HELPER_CLOSES:
+    _TARGETS.setdefault(_module, []).append((_method, _is_async))
+
+
+def _on_openai(wrapping: _Wrapping, patcher: LazyPatcher, module: ModuleType) -> None:
+    """``openai`` is imported: look up its classes, then patch each target module as it gets imported
+    (several, such as the Responses streaming helpers, load only when the application first uses them)."""
+    wrapping.types = _ClientTypes()
+    for name in _TARGETS:
+        patcher.when_imported(name, functools.partial(_patch_module, wrapping, patcher))
+
+
+def _patch_module(wrapping: _Wrapping, patcher: LazyPatcher, module: ModuleType) -> None:
+    for method, target in _TARGETS.get(module.__name__, ()):
+        if isinstance(target, _Endpoint):
+            patcher.wrap(module, method, wrapping.make(target))
+        else:
+            patcher.wrap(module, method, _helper_close_wrapper(target))
+
+
 class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """GenAI spans for the ``openai`` client. Usually enabled by ``llm_otel.instrument()``."""
+    """GenAI spans for the ``openai`` client. Usually enabled by ``llm_otel.instrument()``.
+
+    Nothing of openai is imported here: each module is patched when the application imports it
+    (``lazy.py``), so ``instrument()`` costs no more when the application never uses a part of openai.
+    """
 
     # BaseInstrumentor is a singleton whose __init__ runs on every OpenAIInstrumentor() call: state is
     # set in _instrument only, never reset by a constructor call while instrumented.
     _wrapping: _Wrapping | None = None
-    _patched: list[tuple[Any, str]] = []
+    _patcher: LazyPatcher | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        telemetry = telemetry_from_kwargs(kwargs)
-        self._patched = []
-        self._wrapping = wrapping = _Wrapping(telemetry, _ClientTypes())
-        for ep in ENDPOINTS:
-            owner = _resolve(ep.module, ep.method)
-            if owner is None:
-                continue
-            wrap_function_wrapper(ep.module, ep.method, wrapping.make(ep))
-            self._patched.append((owner, ep.method.rsplit(".", 1)[1]))
-        for module, method, is_async in HELPER_CLOSES:
-            owner = _resolve(module, method)
-            if owner is None:
-                continue
-            wrap_function_wrapper(module, method, _helper_close_wrapper(is_async))
-            self._patched.append((owner, method.rsplit(".", 1)[1]))
+        try:
+            telemetry = telemetry_from_kwargs(kwargs, self, "openai")
+        except LookupError:
+            logger.info("llm-otel: openai is not in LLM_OTEL_INSTRUMENTORS; not instrumenting it")
+            return
+        self._wrapping = wrapping = _Wrapping(telemetry)
+        self._patcher = patcher = LazyPatcher("openai")
+        patcher.when_imported("openai", functools.partial(_on_openai, wrapping, patcher))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         if self._wrapping is not None:
             self._wrapping.enabled = False  # wrappers captured inside client objects now pass through
             self._wrapping = None
-        for owner, name in self._patched:
-            unwrap(owner, name)
-        self._patched.clear()
+        if self._patcher is not None:
+            self._patcher.stop()  # restores every patched method, cancels what waits for an import
+            self._patcher = None
