@@ -71,6 +71,22 @@ def test_instrument_imports_no_client_module() -> None:
     assert out["instrumentors"] == 2  # both still count as instrumented: they patch on import
 
 
+def test_instrument_does_not_import_what_its_defaults_leave_off() -> None:
+    """No cost API URL: no spool (sqlite3) and no sender; no MeterProvider: not the SDK's metrics package."""
+    out = run_child(
+        SETUP
+        + """
+    import openai
+    llm_otel.instrument(prometheus_port=0, tracer_provider=provider)
+    unwanted = ["sqlite3", "llm_otel.exporters.cost.spool", "llm_otel.exporters.cost.exporter",
+                "opentelemetry.sdk.metrics"]
+    print(json.dumps({"imported": [m for m in unwanted if m in sys.modules]}))
+    """,
+        {},
+    )
+    assert out["imported"] == []
+
+
 def test_client_imported_after_instrument_is_traced(server: Any) -> None:
     responses = (
         """

@@ -6,7 +6,27 @@
 exporter's own Prometheus metrics. The record format is :mod:`llm_otel.cost_contract`.
 """
 
-from .exporter import CostAPIExporter
-from .processor import CostRecordProcessor, build_cost_processor
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .exporter import CostAPIExporter
+    from .processor import CostRecordProcessor, build_cost_processor
 
 __all__ = ["CostAPIExporter", "CostRecordProcessor", "build_cost_processor"]
+
+
+def __getattr__(name: str) -> Any:
+    """Loaded on first use: the live view imports ``records`` alone, and an application without a cost API
+    URL never pays for the spool (sqlite3) and the sender at start-up."""
+    if name == "CostAPIExporter":
+        from .exporter import CostAPIExporter
+
+        return CostAPIExporter
+    if name in ("CostRecordProcessor", "build_cost_processor"):
+        from . import processor
+
+        return getattr(processor, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

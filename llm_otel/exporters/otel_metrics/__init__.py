@@ -10,6 +10,7 @@ shuts it down with the rest. The no-op / proxy provider of the API alone means "
 from __future__ import annotations
 
 import logging
+import sys
 import weakref
 from typing import Any
 
@@ -31,18 +32,24 @@ def meter_provider_for(settings: Settings, given: Any = None) -> tuple[Any, bool
     if not settings.otel_metrics:
         return None
     from opentelemetry import metrics
-    from opentelemetry.sdk.metrics import MeterProvider
 
     if given is not None:
+        from opentelemetry.sdk.metrics import MeterProvider
+
         if not isinstance(given, MeterProvider):
             raise ConfigError("meter_provider", given, "expected an opentelemetry.sdk.metrics.MeterProvider")
         return given, False
+    # An SDK MeterProvider set by the application has imported its module already: without one, the SDK's
+    # metrics package (a tenth of instrument()'s start-up) is not imported just to find out.
+    sdk_metrics = sys.modules.get("opentelemetry.sdk.metrics")
     current = metrics.get_meter_provider()
-    if isinstance(current, MeterProvider):
+    if sdk_metrics is not None and isinstance(current, sdk_metrics.MeterProvider):
         return current, False
     readers = _readers(settings)
     if not readers:
         return None
+    from opentelemetry.sdk.metrics import MeterProvider
+
     provider = MeterProvider(metric_readers=readers, resource=_resource(settings))
     metrics.set_meter_provider(provider)
     if metrics.get_meter_provider() is not provider:  # the API allows setting it once per process
@@ -59,6 +66,8 @@ def _resource(settings: Settings) -> Any:
 
 
 def _readers(settings: Settings) -> list[Any]:
+    if not settings.metrics_exporter:
+        return []
     from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 
     readers: list[Any] = []
