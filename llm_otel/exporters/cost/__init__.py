@@ -6,7 +6,6 @@
 exporter's own Prometheus metrics. The record format is :mod:`llm_otel.cost_contract`.
 """
 
-
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
