@@ -21,11 +21,19 @@ import pytest
 from opentelemetry._logs import SeverityNumber
 from opentelemetry._logs import _internal as logs_internal
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+try:
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+except ImportError:  # opentelemetry-sdk before 1.35 (older than our floor) names it InMemoryLogExporter
+    from opentelemetry.sdk._logs.export import (  # type: ignore[attr-defined,no-redef]
+        InMemoryLogExporter as InMemoryLogRecordExporter,
+    )
 
 from llm_otel import guard
 from llm_otel import semconv as sc
 from llm_otel.content import CaptureMode
+from llm_otel.instrumentors import content_events
 from llm_otel.instrumentors.content_events import ContentEvents
 
 WEATHER_TOOL = {
@@ -534,6 +542,11 @@ def test_finish_reason_of_legacy_completions(
 
 @pytest.fixture
 def logs() -> Iterator[tuple[LoggerProvider, InMemoryLogRecordExporter]]:
+    if not content_events._LOGS:
+        pytest.skip(
+            "this opentelemetry-api has no event_name on log records (added in 1.35): content events stay "
+            "span events (test_an_api_without_event_names_keeps_the_span_event)"
+        )
     exporter = InMemoryLogRecordExporter()
     provider = LoggerProvider()
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
@@ -628,8 +641,10 @@ def test_failed_call_event_carries_the_error(
 
 
 def test_a_failing_logger_falls_back_to_the_span_event(
-    openai_instrumented: Any, spans: Any, client: openai.OpenAI
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(content_events, "_LOGS", True)  # the provider is asked even on an API before 1.35
+
     class Broken:
         def get_logger(self, *args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("logger provider bug")
@@ -662,3 +677,21 @@ def test_standalone_instrumentor_takes_a_logger_provider(
     (record,) = _records(exporter)
     attrs = _check_event(record, spans.one())
     assert attrs[sc.INPUT_MESSAGES] == HISTORY_JSON
+
+
+def test_an_api_without_event_names_keeps_the_span_event(
+    openai_instrumented: Any, spans: Any, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """opentelemetry-api before 1.35 cannot name a log record's event: the event stays on the span."""
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    monkeypatch.setattr(content_events, "_LOGS", False)
+    openai_instrumented.capture = CaptureMode.EVENT_ONLY
+    openai_instrumented.events = ContentEvents(provider)
+    client.chat.completions.create(model="gpt-4o-mini", messages=HISTORY, tools=[WEATHER_TOOL])
+    span = spans.one()
+    (event,) = [e for e in span.events if e.name == sc.EVENT_INFERENCE_DETAILS]
+    assert json.loads(event.attributes[sc.INPUT_MESSAGES]) == HISTORY_JSON
+    assert list(exporter.get_finished_logs()) == []
+    provider.shutdown()
