@@ -45,6 +45,7 @@ from opentelemetry.trace import Tracer  # noqa: E402
 from opentelemetry.util.types import AttributeValue  # noqa: E402
 
 from llm_otel.exporters.cost import CostRecordProcessor, build_cost_processor  # noqa: E402
+from llm_otel.exporters.cost.records import span_to_row  # noqa: E402
 from llm_otel.semconv import SCOPE_NAME  # noqa: E402
 
 ATTRS: dict[str, AttributeValue] = {
@@ -90,6 +91,13 @@ def one_span() -> ReadableSpan:
 def _callgrind_child(mode: str, n: int, workdir: str) -> None:
     """Runs under valgrind: the measured loop, on the main thread."""
     span = one_span()
+    if mode == "map":  # the spooler's first step, one record at a time
+        for _ in range(n):
+            span_to_row(span)
+        os._exit(0)
+    if mode == "server":  # the server's handler minus HTTP: decode, validate, store (batches of 1000)
+        _server_loop(span, n, workdir)
+        os._exit(0)
     processor = build_cost_processor(
         f"http://127.0.0.1:{free_port()}", None, spool_path=Path(workdir) / "spool.sqlite", max_queue=10**7,
         retry_initial=60.0, retry_max=60.0,
@@ -99,6 +107,24 @@ def _callgrind_child(mode: str, n: int, workdir: str) -> None:
         target(span)
     processor.exporter.shutdown(timeout=0.0)
     os._exit(0)  # skip interpreter teardown: it is not part of the measurement
+
+
+def _server_loop(span: ReadableSpan, n: int, workdir: str) -> None:
+    from llm_otel.cost_server.server import handle_records
+    from llm_otel.cost_server.store import UsageStore
+
+    row = span_to_row(span)
+    assert row is not None
+
+    def body(b: int) -> bytes:  # 1000 records with distinct ids (a duplicate costs the store less)
+        rows = ",".join(row[1].replace('"id":"', f'"id":"{b}-{i}-', 1) for i in range(1000))
+        return ('{"records":[' + rows + "]}").encode()
+
+    bodies = [body(b) for b in range(n // 1000)]
+    store = UsageStore(Path(workdir) / "usage.sqlite")
+    for body in bodies:
+        status, _answer = handle_records(store, json.loads(body))
+        assert status == 200
 
 
 def _main_thread_instructions(out_prefix: str) -> int:
@@ -111,11 +137,11 @@ def _main_thread_instructions(out_prefix: str) -> int:
     raise RuntimeError(f"no totals in {thread1[0]}")
 
 
-def bench_callgrind(n1: int, n2: int) -> dict[str, float]:
+def bench_callgrind(n1: int, n2: int, modes: tuple[str, ...] = ("on_end", "empty")) -> dict[str, float]:
     if not shutil.which("valgrind"):
         return {}
     results: dict[str, float] = {}
-    for mode in ("on_end", "empty"):
+    for mode in modes:
         counts = []
         for n in (n1, n2):
             with tempfile.TemporaryDirectory() as tmp:
@@ -374,6 +400,10 @@ def main() -> None:
             rows.append(("  on_end net (target <= 50,000)", f"{cg['on_end'] - cg['empty']:,.0f}"))
         else:
             rows.append(("on_end instructions/call", "valgrind not installed"))
+        cg = bench_callgrind(1_000, 3_000, ("map", "server"))
+        if cg:
+            rows.append(("span -> spooled JSON (span_to_row), instructions/record", f"{cg['map']:,.0f}"))
+            rows.append(("server: decode + validate + store, instructions/record", f"{cg['server']:,.0f}"))
     if args.only in (None, "throughput"):
         rows += throughput_rows(args.records, tuple(args.batches))
     if args.only in (None, "outage"):

@@ -765,34 +765,43 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError, RecursionError):
             self._send(400, {c.ERROR_MESSAGE: "body is not JSON (or nests too deeply)"})
             return
-        records = payload.get(c.RECORDS) if isinstance(payload, dict) else None
-        if not isinstance(records, list):
-            self._send(400, {c.ERROR_MESSAGE: f'body must be {{"{c.RECORDS}": [...]}}'})
+        status, answer = handle_records(self.server.store, payload)
+        if status == 503:
+            self._send(503, answer, {"Retry-After": "1"})
             return
-        if len(records) > c.MAX_RECORDS_PER_REQUEST:
-            self._send(413, {c.ERROR_MESSAGE: f"at most {c.MAX_RECORDS_PER_REQUEST} records per request"})
-            return
-        valid, parsed, errors = [], [], []
-        for index, record in enumerate(records):
-            problem = checked(record)
-            if not isinstance(problem, str):
-                valid.append(record)
-                parsed.append(problem)
-            else:
-                rid = record.get(c.ID) if isinstance(record, dict) else None
-                rid = rid if isinstance(rid, str) else None
-                errors.append({c.ERROR_INDEX: index, c.ERROR_ID: rid, c.ERROR_MESSAGE: problem})
-        try:
-            accepted = self.server.store.insert(valid, parsed) if valid else 0
-        except Exception:
-            logger.exception("cost API: storing %d records failed", len(valid))
-            self._send(503, {c.ERROR_MESSAGE: "storage failure, retry later"}, {"Retry-After": "1"})
-            return
-        self.server.metrics.add_records(accepted, len(valid) - accepted, len(errors))
-        answer: dict[str, Any] = {c.ACCEPTED: accepted, c.DUPLICATES: len(valid) - accepted}
-        if errors:
-            answer[c.ERRORS] = errors
-        self._send(400 if errors else 200, answer)
+        if c.ACCEPTED in answer:
+            accepted, duplicates = answer[c.ACCEPTED], answer[c.DUPLICATES]
+            self.server.metrics.add_records(accepted, duplicates, len(answer.get(c.ERRORS, ())))
+        self._send(status, answer)
+
+
+def handle_records(store: UsageStore, payload: Any) -> tuple[int, dict[str, Any]]:
+    """A decoded ``POST /v1/usage`` body -> (HTTP status, answer): each record validated, the valid ones
+    stored in one transaction (``INSERT OR IGNORE``, one fsync: a 200 means stored)."""
+    records = payload.get(c.RECORDS) if isinstance(payload, dict) else None
+    if not isinstance(records, list):
+        return 400, {c.ERROR_MESSAGE: f'body must be {{"{c.RECORDS}": [...]}}'}
+    if len(records) > c.MAX_RECORDS_PER_REQUEST:
+        return 413, {c.ERROR_MESSAGE: f"at most {c.MAX_RECORDS_PER_REQUEST} records per request"}
+    valid, parsed, errors = [], [], []
+    for index, record in enumerate(records):
+        problem = checked(record)
+        if problem.__class__ is tuple:
+            valid.append(record)
+            parsed.append(problem)
+        else:
+            rid = record.get(c.ID) if isinstance(record, dict) else None
+            rid = rid if isinstance(rid, str) else None
+            errors.append({c.ERROR_INDEX: index, c.ERROR_ID: rid, c.ERROR_MESSAGE: problem})
+    try:
+        accepted = store.insert(valid, parsed) if valid else 0  # type: ignore[arg-type]
+    except Exception:
+        logger.exception("cost API: storing %d records failed", len(valid))
+        return 503, {c.ERROR_MESSAGE: "storage failure, retry later"}
+    answer: dict[str, Any] = {c.ACCEPTED: accepted, c.DUPLICATES: len(valid) - accepted}
+    if errors:
+        answer[c.ERRORS] = errors
+    return (400 if errors else 200), answer
 
 
 def make_server(

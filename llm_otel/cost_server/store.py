@@ -11,6 +11,7 @@ delete it from its spool. The database file is created 0600 (it holds usage data
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -42,6 +43,12 @@ CREATE TABLE IF NOT EXISTS usage (
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_us);
 """
+_INSERT = f"INSERT OR IGNORE INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+#: The string and token fields, in column order, in one C call.
+_pick_fields = operator.itemgetter(*c.STRING_FIELDS, *_TOKENS)
+#: ``json.dumps(attributes, sort_keys=True)`` without building an encoder per record.
+_attributes_json = json.JSONEncoder(sort_keys=True).encode
+
 # Exactness of the cost sums. The validator stores every cost as k * 10**-P with integers
 # 0 <= k < M * 10**P, where M = MAX_COST_USD = 10**9 and P = MAX_COST_PLACES = 18 (so k < 10**27), in a form
 # whose exponent is >= -P. A rowid table holds at most 2**64 rows (rowids are distinct 64-bit integers), so
@@ -124,16 +131,16 @@ class UsageStore:
         if parsed is None:
             parsed = [(parse_time(rec[c.TIMESTAMP]), parse_cost(rec.get(c.COST_USD))) for rec in records]
         rows = []
+        pick, attributes_json = _pick_fields, _attributes_json
         for rec, (when, cost) in zip(records, parsed, strict=True):
+            attributes = rec.get(c.ATTRIBUTES)
             rows.append((
-                rec[c.ID], epoch_us(when), rec[c.TIMESTAMP],
-                *(rec[f] for f in c.STRING_FIELDS),
-                *(rec[t] for t in _TOKENS),
+                rec[c.ID], epoch_us(when), rec[c.TIMESTAMP], *pick(rec),
                 None if cost is None else format(cost, "f"),
                 float(rec[c.LATENCY_MS]), rec[c.STATUS], rec.get(c.ERROR_TYPE),
-                rec[c.TRACE_ID], rec[c.SPAN_ID], json.dumps(rec.get(c.ATTRIBUTES) or {}, sort_keys=True),
+                rec[c.TRACE_ID], rec[c.SPAN_ID], attributes_json(attributes) if attributes else "{}",
             ))  # fmt: skip
-        sql = f"INSERT OR IGNORE INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        sql = _INSERT
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

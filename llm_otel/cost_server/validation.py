@@ -91,11 +91,116 @@ def validate(record: Any) -> str | None:
 
 def checked(record: Any) -> tuple[datetime, Decimal | None] | str:
     """Validate ``record``: its parsed time and cost (what the store needs, so it does not parse them
-    again), or the reason it is invalid."""
+    again), or the reason it is invalid.
+
+    The common record (what llm-otel's exporter writes: ASCII strings, the exporter's timestamp form, a
+    plain decimal cost) is accepted by :func:`_fast`; anything it does not accept outright goes through
+    the full validation, which gives the same result for a valid record and the message for an invalid one.
+    """
+    fast = _fast(record)
+    if fast is not None:
+        return fast
     try:
         return _validate(record)
     except ValueError as exc:
         return str(exc)
+
+
+_STRINGS = c.STRING_FIELDS
+_TOKENS = c.TOKEN_FIELDS
+_MAX_TEXT = c.MAX_TEXT_CHARS
+_MAX_TOKENS = c.MAX_TOKENS
+_MIN_TIME, _MAX_TIME = c.MIN_TIMESTAMP, c.MAX_TIMESTAMP
+_UTC = timezone.utc
+_fromisoformat = datetime.fromisoformat
+
+
+def _fast(rec: Any) -> tuple[datetime, Decimal | None] | None:
+    """The parsed (time, cost) of a record that is valid in its common form, else None (not decided).
+
+    One type check per field (``__class__ is``, ASCII strings only), the timestamp only in the form
+    ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, the cost only as ``0.<digits>`` without trailing zero (its canonical
+    form already): a subset of what :func:`_validate` accepts, with the same parsed values (tested)."""
+    if rec.__class__ is not dict:
+        return None
+    get = rec.get
+    rid = get(c.ID)
+    if rid.__class__ is not str or not rid or len(rid) > _MAX_TEXT or not rid.isascii():
+        return None
+    for name in _STRINGS:
+        value = get(name)
+        if value.__class__ is not str or not value or len(value) > _MAX_TEXT or not value.isascii():
+            return None
+    for name in _TOKENS:
+        value = get(name)
+        if value.__class__ is not int or not 0 <= value <= _MAX_TOKENS:
+            return None
+    stamp = get(c.TIMESTAMP)
+    if stamp.__class__ is not str or len(stamp) != 27 or stamp[26] != "Z" or stamp[10] != "T":
+        return None
+    try:
+        when = _fromisoformat(stamp[:26])
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        return None
+    when = when.replace(tzinfo=_UTC)
+    if not _MIN_TIME <= when <= _MAX_TIME:
+        return None
+    cost_text = get(c.COST_USD)
+    cost: Decimal | None = None
+    if cost_text is not None:
+        if (
+            cost_text.__class__ is not str
+            or not 3 <= len(cost_text) <= 2 + c.MAX_COST_PLACES
+            or cost_text[:2] != "0."
+            or cost_text[-1] == "0"
+            or not cost_text.isascii()
+            or not cost_text[2:].isdigit()
+        ):
+            return None
+        cost = Decimal(cost_text)
+    latency = get(c.LATENCY_MS)
+    if (latency.__class__ is not float and latency.__class__ is not int) or not (
+        0 <= latency < c.MAX_LATENCY_MS
+    ):
+        return None
+    status = get(c.STATUS)
+    error_type = get(c.ERROR_TYPE)
+    if status == c.STATUS_OK:
+        if error_type is not None and (
+            error_type.__class__ is not str or len(error_type) > _MAX_TEXT or not error_type.isascii()
+        ):
+            return None
+    elif (
+        status != c.STATUS_ERROR
+        or error_type.__class__ is not str
+        or not 0 < len(error_type) <= _MAX_TEXT
+        or not error_type.isascii()
+    ):
+        return None
+    trace_id, span_id = get(c.TRACE_ID), get(c.SPAN_ID)
+    if trace_id.__class__ is not str or span_id.__class__ is not str:
+        return None
+    if _HEX32.fullmatch(trace_id) is None or _HEX16.fullmatch(span_id) is None:
+        return None
+    attributes = get(c.ATTRIBUTES, _NO_ATTRIBUTES)
+    if attributes.__class__ is not dict or len(attributes) > c.MAX_ATTRIBUTES:
+        return None
+    max_value = c.MAX_ATTRIBUTE_VALUE_CHARS
+    for key, value in attributes.items():
+        if (
+            value.__class__ is not str
+            or len(key) > _MAX_TEXT
+            or len(value) > max_value
+            or not key.isascii()
+            or not value.isascii()
+        ):
+            return None
+    return when, cost
+
+
+_NO_ATTRIBUTES: dict[str, str] = {}
 
 
 def _validate(rec: Any) -> tuple[datetime, Decimal | None]:

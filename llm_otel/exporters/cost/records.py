@@ -131,116 +131,135 @@ _clock = _Clock()
 _resources = _ResourceFields()
 
 
-def _values(span: ReadableSpan, organization_id: str | None) -> tuple[Any, ...] | None:
-    """The record's values in :data:`~llm_otel.cost_contract.RECORD_FIELDS` order; None when ``span`` is
-    not a GenAI span (no operation name). The one mapping both renderings below share."""
-    # The SDK's finished span keeps its attributes in a BoundedAttributes over a plain dict, which no one
-    # changes any more: read that dict (half the cost of this function otherwise goes to the Mapping
-    # protocol); anything else is copied through the public read-only mapping.
-    attrs = getattr(getattr(span, "_attributes", None), "_dict", None)
-    if attrs.__class__ is not dict:
-        proxy = span.attributes
-        attrs = dict(proxy) if proxy else {}
-    operation = attrs.get(semconv.OPERATION)
-    if not isinstance(operation, str) or not operation:
-        return None
-    if operation == semconv.OP_FETCH_RESPONSE and semconv.PRICING_STATUS not in attrs:
-        return None  # a fetch of a response already recorded: no new generation, nothing to bill
-    operation = clean_text(operation)
-    ctx = span.context
-    end = span.end_time
-    if ctx is None or end is None:
-        return None
-    resource_org, service = _resources.get(span.resource)
-    org = organization_id or resource_org
-    provider = _str(attrs, semconv.PROVIDER, "") or _str(attrs, _LEGACY_SYSTEM, UNKNOWN)
-    model = _str(attrs, semconv.RESPONSE_MODEL, "") or _str(attrs, semconv.REQUEST_MODEL, UNKNOWN)
-    input_tokens = _int(attrs, semconv.USAGE_INPUT_TOKENS)
-    output_tokens = _int(attrs, semconv.USAGE_OUTPUT_TOKENS)
-    cost = None
-    if attrs.get(semconv.PRICING_STATUS) != semconv.PRICING_UNPRICED:
-        cost = cost_string(attrs.get(semconv.USAGE_COST))
-    error_type = attrs.get(semconv.ERROR_TYPE)
-    failed = error_type is not None or span.status.status_code is StatusCode.ERROR
-    if failed:
-        error_type = clean_text(str(error_type)) if error_type is not None else "_OTHER"
-    start = span.start_time if span.start_time is not None else end
-    trace_id = f"{ctx.trace_id:032x}"
-    span_id = f"{ctx.span_id:016x}"
-    return (
-        _str(attrs, semconv.RECORD_ID, "") or f"{trace_id}-{span_id}",
-        _clock.format(end),
-        org,
-        service,
-        provider,
-        model,
-        operation,
-        input_tokens,
-        output_tokens,
-        min(input_tokens + output_tokens, c.MAX_TOKENS),
-        _int(attrs, semconv.USAGE_CACHE_READ_INPUT_TOKENS),
-        _int(attrs, semconv.USAGE_REASONING_OUTPUT_TOKENS),
-        cost,
-        round(max(0, end - start) / 1e6, 3),
-        c.STATUS_ERROR if failed else c.STATUS_OK,
-        error_type if failed else None,
-        trace_id,
-        span_id,
-        _tags(attrs),
-    )
-
-
 def span_to_record(span: ReadableSpan, organization_id: str | None = None) -> dict[str, Any] | None:
     """Map one finished span to a record; None when it is not a GenAI span (no operation name) or a
-    ``fetch_response`` that records no usage."""
-    values = _values(span, organization_id)
-    return None if values is None else dict(zip(c.RECORD_FIELDS, values, strict=True))
-
-
-def span_to_row(span: ReadableSpan, organization_id: str | None = None) -> tuple[str, str] | None:
-    """``(id, compact JSON)`` of the record for ``span`` -- what the spool stores -- or None as above.
-
-    The JSON is written from a template (field names escaped once, at import) rather than by
-    ``json.dumps`` of a dict: the exporter's spooler does this for every call. ``json.loads`` of it equals
-    :func:`span_to_record` (tested).
-    """
-    values = _values(span, organization_id)
-    if values is None:
-        return None
-    return values[0], _render(values)
+    ``fetch_response`` that records no usage. The record :func:`span_to_row` spools, as a dict."""
+    row = span_to_row(span, organization_id)
+    return None if row is None else json.loads(row[1])  # type: ignore[no-any-return]
 
 
 _esc = encode_basestring  # JSON string literal, non-ASCII kept (ensure_ascii=False); C implementation
 
 
 def _template() -> str:
-    return "{" + ",".join(f"{_esc(name)}:%s" for name in c.RECORD_FIELDS) + "}"
+    """The record's JSON with a ``%s`` per value; the values that are plain ASCII by construction (the
+    timestamp, the hex ids, the cost's digits, the status) get their quotes here, not from an escape."""
+    quoted = {c.TIMESTAMP, c.COST_USD, c.STATUS, c.TRACE_ID, c.SPAN_ID}
+    parts = []
+    for name in c.RECORD_FIELDS:
+        value = '"%s"' if name in quoted else "%s"
+        parts.append(f"{_esc(name)}:{value}")
+    return "{" + ",".join(parts) + "}"
 
 
 _TEMPLATE = _template()
+# null cost / error type: the template quotes the cost, so a null one is rendered from its own template.
+_TEMPLATE_NO_COST = _TEMPLATE.replace(f'{_esc(c.COST_USD)}:"%s"', f"{_esc(c.COST_USD)}:%s")
+_OP, _PROVIDER, _RESP_MODEL, _REQ_MODEL = (
+    semconv.OPERATION, semconv.PROVIDER, semconv.RESPONSE_MODEL, semconv.REQUEST_MODEL,
+)  # fmt: skip
+_IN, _OUT = semconv.USAGE_INPUT_TOKENS, semconv.USAGE_OUTPUT_TOKENS
+_CACHED, _REASONING = semconv.USAGE_CACHE_READ_INPUT_TOKENS, semconv.USAGE_REASONING_OUTPUT_TOKENS
+_PRICING, _UNPRICED, _COST = semconv.PRICING_STATUS, semconv.PRICING_UNPRICED, semconv.USAGE_COST
+_TAG, _TAG_LEN = semconv.TAG_PREFIX, len(semconv.TAG_PREFIX)
+_MAX = c.MAX_TOKENS
+_ERROR = StatusCode.ERROR
 
 
-def _render_tags(tags: dict[str, str]) -> str:
-    if not tags:
-        return "{}"
-    return "{" + ",".join(f"{_esc(k)}:{_esc(v)}" for k, v in tags.items()) + "}"
+def span_to_row(span: ReadableSpan, organization_id: str | None = None) -> tuple[str, str] | None:
+    """``(id, compact JSON)`` of the record for ``span`` -- what the spool stores -- or None as above.
 
-
-def _render(v: tuple[Any, ...]) -> str:
-    """Compact JSON of a :func:`_values` tuple, in the form :func:`encode` gives a record; always UTF-8
-    encodable (strings were cleaned when read, ``clean_text`` catches what a tag's ``str()`` let through)."""
-    cost, error_type = v[12], v[15]
-    return clean_text(
-        _TEMPLATE
+    The exporter's spooler does this for every call, so it is one straight function: the JSON is written
+    from a template (field names escaped once, at import), each value is read with one type check for the
+    form llm-otel's own span path writes (its attributes are already checked: strings made encodable,
+    token counts 0..MAX_TOKENS) and falls back to the defensive readers above for anything else, and the
+    whole JSON gets one ``clean_text`` (one ``isascii()`` in the usual case) instead of one per string.
+    """
+    # The SDK's finished span keeps its attributes in a BoundedAttributes over a plain dict, which no one
+    # changes any more: read that dict (the Mapping protocol would cost as much as the rest); anything
+    # else is copied through the public read-only mapping.
+    attrs = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if attrs.__class__ is not dict:
+        proxy = span.attributes
+        attrs = dict(proxy) if proxy else {}
+    get = attrs.get
+    operation = get(_OP)
+    if not isinstance(operation, str) or not operation:
+        return None
+    if operation == semconv.OP_FETCH_RESPONSE and _PRICING not in attrs:
+        return None  # a fetch of a response already recorded: no new generation, nothing to bill
+    ctx = span.context
+    end = span.end_time
+    if ctx is None or end is None:
+        return None
+    resource = span.resource
+    if resource is not _resources.resource:
+        _resources.get(resource)
+    resource_org, service = _resources.fields
+    provider = get(_PROVIDER)
+    if provider.__class__ is not str or not provider:
+        provider = _str(attrs, _LEGACY_SYSTEM, UNKNOWN)
+    model = get(_RESP_MODEL)
+    if model.__class__ is not str or not model:
+        model = _str(attrs, _REQ_MODEL, UNKNOWN)
+    input_tokens = get(_IN, 0)
+    if input_tokens.__class__ is not int or not 0 <= input_tokens <= _MAX:
+        input_tokens = _int(attrs, _IN)
+    output_tokens = get(_OUT, 0)
+    if output_tokens.__class__ is not int or not 0 <= output_tokens <= _MAX:
+        output_tokens = _int(attrs, _OUT)
+    cached = get(_CACHED, 0)
+    if cached.__class__ is not int or not 0 <= cached <= _MAX:
+        cached = _int(attrs, _CACHED)
+    reasoning = get(_REASONING, 0)
+    if reasoning.__class__ is not int or not 0 <= reasoning <= _MAX:
+        reasoning = _int(attrs, _REASONING)
+    template = _TEMPLATE
+    cost: str | None = None
+    if get(_PRICING) != _UNPRICED:
+        value = get(_COST)
+        if value.__class__ is float and value > 0:
+            cost = repr(value)
+            if "e" in cost or cost == "inf":
+                cost = cost_string(value)
+        else:
+            cost = cost_string(value)
+    if cost is None:
+        template, cost = _TEMPLATE_NO_COST, "null"
+    error_type = get(semconv.ERROR_TYPE)
+    if error_type is not None:
+        status, error = c.STATUS_ERROR, _esc(error_type if error_type.__class__ is str else str(error_type))
+    elif span.status.status_code is _ERROR:
+        status, error = c.STATUS_ERROR, '"_OTHER"'
+    else:
+        status, error = c.STATUS_OK, "null"
+    start = span.start_time
+    latency = (end - start if start is not None and end > start else 0) / 1e6
+    sec, rem = divmod(end, 1_000_000_000)
+    if sec != _clock.second:
+        _clock.format(end)
+    trace_id = f"{ctx.trace_id:032x}"
+    span_id = f"{ctx.span_id:016x}"
+    rid = get(semconv.RECORD_ID)
+    if rid.__class__ is not str or not rid:
+        rid = f"{trace_id}-{span_id}"
+    elif not rid.isascii():
+        rid = clean_text(rid)
+    tags = [
+        f"{_esc(key[_TAG_LEN:])}:{_esc(value if value.__class__ is str else str(value))}"
+        for key, value in attrs.items()
+        if key[:_TAG_LEN] == _TAG  # a slice compares cheaper than startswith's argument parsing
+    ]
+    total = input_tokens + output_tokens
+    return rid, clean_text(
+        template
         % (
-            _esc(v[0]), _esc(v[1]), _esc(v[2]), _esc(v[3]), _esc(v[4]), _esc(v[5]), _esc(v[6]),
-            v[7], v[8], v[9], v[10], v[11],
-            "null" if cost is None else _esc(cost),
-            repr(v[13]),
-            _esc(v[14]),
-            "null" if error_type is None else _esc(error_type),
-            _esc(v[16]), _esc(v[17]),
-            _render_tags(v[18]),
+            _esc(rid), f"{_clock.prefix}.{rem // 1000:06d}Z",
+            _esc(organization_id or resource_org), _esc(service), _esc(provider), _esc(model),
+            _esc(operation),
+            input_tokens, output_tokens, total if total <= _MAX else _MAX, cached, reasoning,
+            cost, repr(round(latency, 3)), status, error, trace_id, span_id,
+            "{" + ",".join(tags) + "}",
         )
     )  # fmt: skip
 

@@ -418,10 +418,14 @@ class Spool:
                 "ORDER BY seq LIMIT ?",
                 (self.destination, now, limit),
             ).fetchall()
-            until = now + lease_seconds
-            for chunk in _chunks([r[0] for r in rows]):
-                marks = ",".join("?" * len(chunk))
-                db.execute(f"UPDATE records SET lease_until = ? WHERE seq IN ({marks})", (until, *chunk))
+            if rows:
+                # In this transaction the rows just selected are exactly this destination's unleased rows
+                # from the first seq to the last one selected: one range update, no list of seqs.
+                db.execute(
+                    "UPDATE records SET lease_until = ? WHERE destination = ? AND seq BETWEEN ? AND ? "
+                    "AND lease_until < ?",
+                    (now + lease_seconds, self.destination, rows[0][0], rows[-1][0], now),
+                )
             return [(r[1], r[2]) for r in rows]
 
         return self._run(work, write=True)
