@@ -297,6 +297,12 @@ class ChatChunks:
         #: choice index -> call index -> [id, name, argument fragments]; filled only when capturing
         self.tools: dict[int, dict[int, list[Any]]] | None = {} if capture else None
 
+    @property
+    def common_chunk_inline(self) -> bool:
+        """The stream proxy may test the common chunk itself (streams._chat_stream_chunks), as
+        :meth:`add` does, and call :meth:`_add` for the others: true when content is not captured."""
+        return self.texts is None
+
     def add(self, chunk: Any) -> bool:
         """Per chunk, the stream's hot path. The client's pydantic models keep their fields in
         ``__dict__`` (an attribute lookup on them costs several dict lookups): the common chunk (one
