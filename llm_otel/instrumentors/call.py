@@ -171,7 +171,7 @@ class GenAICall:
         tags = current_tags()
         if tags:
             attributes.update(tags)
-        if attributes and span.is_recording():
+        if attributes:  # a non-recording span takes them through its no-op set_attributes
             set_attributes_fast(span, attributes)
         if telemetry.live is not None:
             telemetry.live.started(self)
