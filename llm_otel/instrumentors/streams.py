@@ -193,9 +193,9 @@ def _stream_chunks(proxy: SyncStreamProxy, call: GenAICall, acc: Accumulator) ->
 def _chat_stream_chunks(proxy: SyncStreamProxy, call: GenAICall, acc: Any) -> Iterator[Any]:
     """:func:`_stream_chunks` for a Chat Completions stream without content capture (``ChatChunks``):
     the common chunk (one choice, index 0 already seen, no finish reason, no usage) is recognised here,
-    from the client model's ``__dict__``, without a call; every other chunk goes to ``ChatChunks._add``
-    as ``ChatChunks.add`` would send it (streams with content capture on take the general path)."""
-    slow = acc._add
+    from the client model's ``__dict__``, without a call; every other chunk goes to ``ChatChunks.add``
+    (streams with content capture on take the general path)."""
+    slow = acc.add
     now = _now
     first = not call.first_chunk_ns
     try:
@@ -206,7 +206,6 @@ def _chat_stream_chunks(proxy: SyncStreamProxy, call: GenAICall, acc: Any) -> It
                 first = False
             call.last_chunk_ns = t
             call.chunks += 1
-            acc.last = item
             try:
                 fields = item.__dict__
                 if fields["usage"] is None:
@@ -214,6 +213,7 @@ def _chat_stream_chunks(proxy: SyncStreamProxy, call: GenAICall, acc: Any) -> It
                     if len(choices) == 1:
                         choice = choices[0].__dict__
                         if choice["finish_reason"] is None and choice["index"] == 0 and acc.seen:
+                            acc.last = item
                             yield item
                             continue
             except Exception:  # not a client model, or an odd one: the general path reads it
