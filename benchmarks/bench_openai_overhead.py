@@ -238,6 +238,7 @@ def _ablate(variant: str, provider: Any) -> None:
             return _call.Outcome()
 
         openai_response.ChatChunks.add = lambda self, chunk: False  # type: ignore[method-assign]
+        openai_response.ChatChunks.common_chunk_inline = False  # type: ignore[assignment,misc]
         openai_response.ChatChunks.outcome = lambda self: _call.Outcome()  # type: ignore[method-assign]
         oi.ENDPOINTS[:] = [
             oi._Endpoint(

@@ -25,7 +25,7 @@ from ..attribution import current_tags
 from ..content import CaptureMode, to_json_capped
 from ..values import MAX_TOKENS, clean_text, encodable_attributes
 from .content_events import ContentEvents
-from .fast_attributes import set_attributes_fast
+from .fast_attributes import set_attributes_fast, write_checked
 
 if TYPE_CHECKING:
     from ..pricing import PriceTable
@@ -171,7 +171,7 @@ class GenAICall:
         tags = current_tags()
         if tags:
             attributes.update(tags)
-        if attributes and span.is_recording():
+        if attributes:  # a non-recording span takes them through its no-op set_attributes
             set_attributes_fast(span, attributes)
         if telemetry.live is not None:
             telemetry.live.started(self)
@@ -258,7 +258,11 @@ class GenAICall:
         try:
             span = self.span
             if span.is_recording():
-                set_attributes_fast(span, self._end_attributes(outcome, abandoned))
+                attrs, checked = self._end_attrs(outcome, abandoned)
+                if checked:
+                    write_checked(span, attrs)
+                else:
+                    set_attributes_fast(span, attrs)
         except Exception as exc:
             guard.report("span.end_attributes", exc)
         self._end_span(end_time_ns)
@@ -316,6 +320,11 @@ class GenAICall:
             self.telemetry.live.ended(self)
 
     def _end_attributes(self, outcome: Outcome | None, abandoned: bool) -> dict[str, Any]:
+        return self._end_attrs(outcome, abandoned)[0]
+
+    def _end_attrs(self, outcome: Outcome | None, abandoned: bool) -> tuple[dict[str, Any], bool]:
+        """The end attributes, and whether every value was checked here (plain and ASCII: the span can
+        take them without another pass, see fast_attributes.write_checked)."""
         attrs: dict[str, Any] = {}
         first = self.first_chunk_ns
         if first:
@@ -327,7 +336,8 @@ class GenAICall:
         if abandoned:
             attrs[sc.STREAM_ABANDONED] = True
         if outcome is None:
-            return attrs
+            return attrs, True
+        checked = True
         # Each value is checked on its own (cheap type tests first), so one odd field is left off alone.
         model = outcome.response_model
         if model:
@@ -346,7 +356,10 @@ class GenAICall:
             for reason in reasons:
                 if reason.__class__ is not str:
                     reasons = _reasons(reasons)
+                    checked = False
                     break
+                if not reason.isascii():
+                    checked = False
             if reasons:
                 attrs[sc.RESPONSE_FINISH_REASONS] = reasons
         input_tokens = outcome.input_tokens
@@ -382,8 +395,12 @@ class GenAICall:
         audio_in = audio_out = None
         if outcome.modality_tokens:
             audio_in, audio_out = _modality_tokens(outcome.modality_tokens, attrs)
-        if outcome.attributes:
-            attrs.update(outcome.attributes)
+        extra = outcome.attributes
+        if extra:
+            attrs.update(extra)
+            for value in extra.values():
+                if value.__class__ is not str or not value.isascii():
+                    checked = False
         prices = self.telemetry.prices
         if prices is not None and outcome.billable:
             status, source, total, cost_in, cost_out = prices.cost_floats(
@@ -400,6 +417,8 @@ class GenAICall:
             attrs[sc.PRICING_STATUS] = status
             if source:
                 attrs[sc.PRICING_SOURCE] = source
+                if source.__class__ is not str or not source.isascii():
+                    checked = False
             elif status == sc.PRICING_UNPRICED:
                 attrs[sc.PRICING_REASON] = prices.unpriced_reason(self.provider, model or self.request_model)
             if total is not None:
@@ -410,7 +429,8 @@ class GenAICall:
                     attrs[sc.COST_OUTPUT] = cost_out
         if outcome.output_messages is not None and self.telemetry.capture.enabled:
             self.record_output(outcome.output_messages, attrs)
-        return attrs
+            checked = False
+        return attrs, checked
 
 
 def _modality_tokens(counts: dict[str, Any], attrs: dict[str, Any]) -> tuple[int | None, int | None]:

@@ -9,7 +9,8 @@ tests/test_fast_paths.py checks both paths give the same span.
 
 Either way every string value (also inside a tuple) is made encodable first (``values.clean_text``: a
 lone surrogate from a response or a tag would fail the OTLP batch, the Prometheus scrape, the cost spool);
-the check is one ``isascii()`` per string, done in the same pass that checks the value types.
+the check is one ``isascii()`` per string, done in the same pass that checks the value types. Values
+checked where they were built (the end of a call) skip that pass: :func:`write_checked`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ def set_attributes_fast(span: Any, attrs: dict[str, Any]) -> None:
         if not plain:
             span.set_attributes(attrs)
             return
+    write_checked(span, attrs)
+
+
+def write_checked(span: Any, attrs: dict[str, Any]) -> None:
+    """The second half of :func:`set_attributes_fast`, for values already known to be plain and ASCII
+    (str, int, float, bool, tuples of str), e.g. the end attributes ``GenAICall`` checked one by one."""
     bounded = getattr(span, "_attributes", None)
     lock = getattr(span, "_lock", None)
     if (

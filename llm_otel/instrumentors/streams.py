@@ -167,15 +167,59 @@ def _stream_chunks(proxy: SyncStreamProxy, call: GenAICall, acc: Accumulator) ->
     until the stream is closed, left or collected, as with ``next()``."""
     add = acc.add
     now = _now
+    first = not call.first_chunk_ns
     try:
         for item in proxy.__wrapped__:
             t = now()
-            if not call.first_chunk_ns:
+            if first:
                 call.first_chunk_ns = t
+                first = False
             call.last_chunk_ns = t
             call.chunks += 1
             try:
                 if add(item):
+                    continue
+            except Exception as exc:
+                guard.report("stream.chunk", exc)
+            yield item
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        _fail(call, acc, exc)
+        raise
+    _exhausted(call, acc)
+
+
+def _chat_stream_chunks(proxy: SyncStreamProxy, call: GenAICall, acc: Any) -> Iterator[Any]:
+    """:func:`_stream_chunks` for a Chat Completions stream without content capture (``ChatChunks``):
+    the common chunk (one choice, index 0 already seen, no finish reason, no usage) is recognised here,
+    from the client model's ``__dict__``, without a call; every other chunk goes to ``ChatChunks.add``
+    (streams with content capture on take the general path)."""
+    slow = acc.add
+    now = _now
+    first = not call.first_chunk_ns
+    try:
+        for item in proxy.__wrapped__:
+            t = now()
+            if first:
+                call.first_chunk_ns = t
+                first = False
+            call.last_chunk_ns = t
+            call.chunks += 1
+            try:
+                fields = item.__dict__
+                if fields["usage"] is None:
+                    choices = fields["choices"]
+                    if len(choices) == 1:
+                        choice = choices[0].__dict__
+                        if choice["finish_reason"] is None and choice["index"] == 0 and acc.seen:
+                            acc.last = item
+                            yield item
+                            continue
+            except Exception:  # not a client model, or an odd one: the general path reads it
+                pass
+            try:
+                if slow(item):
                     continue
             except Exception as exc:
                 guard.report("stream.chunk", exc)
@@ -193,7 +237,10 @@ class SyncStreamProxy(SyncIteratorProxy):
     whose ``__enter__`` must return the proxy, not the stream."""
 
     def __iter__(self) -> Iterator[Any]:
-        return _stream_chunks(self, self._self_call, self._self_acc)
+        acc = self._self_acc
+        if getattr(acc, "common_chunk_inline", False):
+            return _chat_stream_chunks(self, self._self_call, acc)
+        return _stream_chunks(self, self._self_call, acc)
 
     def __enter__(self) -> SyncStreamProxy:
         self.__wrapped__.__enter__()

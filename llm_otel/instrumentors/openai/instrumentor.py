@@ -148,6 +148,10 @@ class _ClientTypes:
         self.async_api_response: type[Any] = AsyncAPIResponse
 
 
+#: What a wrapped method returned: a parsed response, a stream, a raw (``with_raw_response``) response.
+_PARSED, _STREAM, _RAW = 0, 1, 2
+
+
 class _Wrapping:
     """Builds the wrapt wrapper for one endpoint; all per-call logic lives here."""
 
@@ -159,6 +163,8 @@ class _Wrapping:
         #: False after this instrumentor's uninstrument(): wrappers captured inside client objects (e.g.
         #: openai's cached with_raw_response) then pass straight through.
         self.enabled = True
+        #: result class -> _PARSED / _STREAM / _RAW (see kind_of)
+        self.kinds: dict[type, int] = {}
 
     # -- call start ------------------------------------------------------------------------------------
     def start(
@@ -172,7 +178,12 @@ class _Wrapping:
             model = ep.request(kwargs, attrs)
         hide_usage = False
         call_kwargs = kwargs
-        if ep.stream in ("chat", "completion") and t.inject_stream_usage and req.wants_stream_usage(kwargs):
+        if (
+            ep.stream in ("chat", "completion")
+            and kwargs.get("stream") is True
+            and t.inject_stream_usage
+            and req.wants_stream_usage(kwargs)
+        ):
             call_kwargs = req.inject_stream_usage(kwargs)
             hide_usage = True
         call = GenAICall(t, ep.operation, provider, model, attrs)
@@ -205,18 +216,35 @@ class _Wrapping:
 
     def finish(self, ep: _Endpoint, call: GenAICall, result: Any, hide_usage: bool) -> Any:
         """End the span (or hand it to a proxy) and return what the user gets."""
-        types = self.types
         try:
-            if isinstance(result, (types.stream, types.async_stream)):
+            kind = self.kinds.get(result.__class__)
+            if kind is None:
+                kind = self.kind_of(result.__class__)
+            if kind == _STREAM:
                 proxy_cls = AsyncStreamProxy if ep.is_async else SyncStreamProxy
                 return proxy_cls(result, call, self.accumulator(ep, hide_usage))
-            if isinstance(result, (types.legacy_raw, types.api_response, types.async_api_response)):
+            if kind == _RAW:
                 return self.finish_raw(ep, call, result, hide_usage)
             call.end_ok(ep.outcome(result, self.t.capture.enabled, self.t.max_chars))
         except Exception as exc:
             guard.report("openai.finish", exc)
             call.end_ok(None)
         return result
+
+    def kind_of(self, cls: type) -> int:
+        """What a result of class ``cls`` is (a stream, a raw response or a parsed one), remembered per
+        class: two ``isinstance`` checks against tuples of openai classes, once per class."""
+        types = self.types
+        if issubclass(cls, (types.stream, types.async_stream)):
+            kind = _STREAM
+        elif issubclass(cls, (types.legacy_raw, types.api_response, types.async_api_response)):
+            kind = _RAW
+        else:
+            kind = _PARSED
+        if len(self.kinds) >= 256:
+            self.kinds.clear()
+        self.kinds[cls] = kind
+        return kind
 
     def finish_raw(self, ep: _Endpoint, call: GenAICall, raw: Any, hide_usage: bool) -> Any:
         proxy_cls: type[Any]

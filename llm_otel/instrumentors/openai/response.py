@@ -24,28 +24,78 @@ from . import unbilled
 MAX_CHOICES = 1024
 
 
+_MISSING: Any = object()
+_NO_FIELDS: dict[str, Any] = {}
+
+
 def _usage_into(outcome: Outcome, usage: Any) -> None:
+    """Token counts from a usage object. A client model's declared fields are read from its ``__dict__``
+    (what ``getattr`` returns for them, without pydantic's attribute hook); anything else, e.g. a field
+    only in pydantic's extras, with ``getattr``."""
     if usage is None:
         return
-    prompt = getattr(usage, "prompt_tokens", None)
+    own = getattr(usage, "__dict__", None) or _NO_FIELDS
+    prompt = own.get("prompt_tokens", _MISSING)
+    if prompt is _MISSING:
+        prompt = getattr(usage, "prompt_tokens", None)
     if prompt is None:  # Responses API names
         prompt = getattr(usage, "input_tokens", None)
         completion = getattr(usage, "output_tokens", None)
         in_details = getattr(usage, "input_tokens_details", None)
         out_details = getattr(usage, "output_tokens_details", None)
     else:
-        completion = getattr(usage, "completion_tokens", None)
-        in_details = getattr(usage, "prompt_tokens_details", None)
-        out_details = getattr(usage, "completion_tokens_details", None)
+        completion = own.get("completion_tokens", _MISSING)
+        if completion is _MISSING:
+            completion = getattr(usage, "completion_tokens", None)
+        in_details = own.get("prompt_tokens_details", _MISSING)
+        if in_details is _MISSING:
+            in_details = getattr(usage, "prompt_tokens_details", None)
+        out_details = own.get("completion_tokens_details", _MISSING)
+        if out_details is _MISSING:
+            out_details = getattr(usage, "completion_tokens_details", None)
     outcome.input_tokens = prompt
     outcome.output_tokens = completion
     if in_details is not None:
-        outcome.cache_read_tokens = getattr(in_details, "cached_tokens", None)
-        outcome.cache_write_tokens = getattr(in_details, "cache_write_tokens", None)
-        _modalities(outcome, in_details, _INPUT_MODALITIES)
+        _details_into(outcome, in_details, _INPUT_MODALITIES, "cached_tokens", "cache_write_tokens")
     if out_details is not None:
-        outcome.reasoning_tokens = getattr(out_details, "reasoning_tokens", None)
-        _modalities(outcome, out_details, _OUTPUT_MODALITIES)
+        _details_into(outcome, out_details, _OUTPUT_MODALITIES, "reasoning_tokens", None)
+
+
+def _details_into(
+    outcome: Outcome, details: Any, fields: tuple[tuple[str, str], ...], first: str, second: str | None
+) -> None:
+    """``*_tokens_details``: cache read and write (input) or reasoning (output) tokens, then the
+    per-modality counts. A 0 modality count (OpenAI sends ``audio_tokens: 0`` on every text call) means
+    the modality was not used and is left off, and nothing is derived (no text = total - audio).
+
+    Read from the model's ``__dict__`` (and pydantic's extras), not with ``getattr``: a field the client's
+    model does not declare makes pydantic's ``__getattr__`` raise, tens of thousands of instructions each.
+    """
+    own = getattr(details, "__dict__", None)
+    if own is None:  # not a plain or pydantic object: ask it
+        own = {name: getattr(details, name, None) for name in (first, second) if name}
+        own.update((field, getattr(details, field, None)) for field, _ in fields)
+    extra = getattr(details, "__pydantic_extra__", None)
+    value = own.get(first, _MISSING)
+    if value is _MISSING:
+        value = getattr(details, first, None)
+    if second is None:
+        outcome.reasoning_tokens = value
+    else:
+        outcome.cache_read_tokens = value
+        value = own.get(second, _MISSING)
+        if value is _MISSING:
+            value = getattr(details, second, None)
+        outcome.cache_write_tokens = value
+    for field, name in fields:
+        value = own.get(field)
+        if value is None and extra:
+            value = extra.get(field)
+        if value:
+            counts = outcome.modality_tokens
+            if counts is None:
+                counts = outcome.modality_tokens = {}
+            counts[name] = value
 
 
 #: ``*_tokens_details`` field -> per-modality attribute. OpenAI's chat usage reports ``audio_tokens`` (and
@@ -61,28 +111,6 @@ _OUTPUT_MODALITIES = (
     ("image_tokens", sc.USAGE_IMAGE_OUTPUT_TOKENS),
     ("audio_tokens", sc.USAGE_AUDIO_OUTPUT_TOKENS),
 )
-
-
-def _modalities(outcome: Outcome, details: Any, fields: tuple[tuple[str, str], ...]) -> None:
-    """Per-modality counts as reported; a 0 (OpenAI sends ``audio_tokens: 0`` on every text call) means the
-    modality was not used and is left off, and nothing is derived (no text = total - audio).
-
-    Read from the model's ``__dict__`` (and pydantic's extras), not with ``getattr``: a field the client's
-    model does not declare makes pydantic's ``__getattr__`` raise, tens of thousands of instructions each.
-    """
-    own = getattr(details, "__dict__", None)
-    if own is None:  # not a plain or pydantic object: ask it
-        own = {field: getattr(details, field, None) for field, _ in fields}
-    extra = getattr(details, "__pydantic_extra__", None)
-    for field, name in fields:
-        value = own.get(field)
-        if value is None and extra:
-            value = extra.get(field)
-        if value:
-            counts = outcome.modality_tokens
-            if counts is None:
-                counts = outcome.modality_tokens = {}
-            counts[name] = value
 
 
 def _openai_attrs(obj: Any) -> dict[str, Any] | None:
@@ -296,6 +324,12 @@ class ChatChunks:
         self.text_attr = text_attr
         #: choice index -> call index -> [id, name, argument fragments]; filled only when capturing
         self.tools: dict[int, dict[int, list[Any]]] | None = {} if capture else None
+
+    @property
+    def common_chunk_inline(self) -> bool:
+        """The stream proxy may test the common chunk itself (streams._chat_stream_chunks), as
+        :meth:`add` does, and call :meth:`_add` for the others: true when content is not captured."""
+        return self.texts is None
 
     def add(self, chunk: Any) -> bool:
         """Per chunk, the stream's hot path. The client's pydantic models keep their fields in
