@@ -15,7 +15,7 @@ import pytest
 from llm_otel import cost_contract as c
 from llm_otel.cost_server.validation import _fast, _validate, checked
 from llm_otel.exporters.cost.records import span_to_row
-from tests.test_cost_records import BASE, finished_span
+from test_cost_records import BASE, finished_span
 
 GOOD: dict[str, Any] = {
     "id": "0123456789abcdef0123456789abcdef-0123456789abcdef",
