@@ -11,11 +11,11 @@ import json
 from typing import Any
 
 import pytest
+from test_cost_records import BASE, finished_span
 
 from llm_otel import cost_contract as c
 from llm_otel.cost_server.validation import _fast, _validate, checked
 from llm_otel.exporters.cost.records import span_to_row
-from test_cost_records import BASE, finished_span
 
 GOOD: dict[str, Any] = {
     "id": "0123456789abcdef0123456789abcdef-0123456789abcdef",
