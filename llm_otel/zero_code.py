@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .instrumentors import tracer
+
 if TYPE_CHECKING:
     from .instrumentors.call import Telemetry
 
@@ -30,12 +32,14 @@ def loader_starts() -> None:
     """``opentelemetry_pre_instrument`` entry point: the loader is about to load the instrumentors."""
     global _loading
     _loading = True
+    tracer.loader_telemetry = telemetry_for
 
 
 def loader_done() -> None:
     """``opentelemetry_post_instrument`` entry point: the loader has loaded them."""
     global _loading
     _loading = False
+    tracer.loader_telemetry = None
 
 
 def telemetry_for(instrumentor: Any, library: str) -> Telemetry | None:

@@ -9,6 +9,7 @@ resolves the same ``Settings`` from the environment, so both paths behave alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -47,6 +48,11 @@ def build_telemetry(settings: Settings, tracer_provider: Any, prices: PriceTable
     )
 
 
+#: Set by ``zero_code.py`` while the auto-instrumentation loader runs: (instrumentor, library) -> the shared
+#: pipeline's telemetry. A hook rather than an import, so the instrumentors never reach up to the package.
+loader_telemetry: Callable[[Any, str], Telemetry | None] | None = None
+
+
 def telemetry_from_kwargs(kwargs: dict[str, Any], instrumentor: Any = None, library: str = "") -> Telemetry:
     """BaseInstrumentor kwargs -> Telemetry: the one ``instrument()`` built; under the auto-instrumentation
     loader the whole pipeline's (``zero_code.py``; LookupError: ``LLM_OTEL_INSTRUMENTORS`` leaves
@@ -55,10 +61,8 @@ def telemetry_from_kwargs(kwargs: dict[str, Any], instrumentor: Any = None, libr
     ready = kwargs.get("llm_otel_telemetry")
     if isinstance(ready, Telemetry):
         return ready
-    if kwargs.get("tracer_provider") is None and instrumentor is not None:
-        from ..zero_code import telemetry_for
-
-        shared = telemetry_for(instrumentor, library)
+    if kwargs.get("tracer_provider") is None and instrumentor is not None and loader_telemetry is not None:
+        shared = loader_telemetry(instrumentor, library)
         if shared is not None:
             return shared
     from ..config import Settings
