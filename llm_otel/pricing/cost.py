@@ -322,23 +322,19 @@ class CostCalculator:
             return hit.cost  # local (cost 0 whatever the usage) or unpriced
         if input_tokens is None and output_tokens is None:
             return UNPRICED.cost  # usage unknown: no cost rather than a wrong one
-        if audio_input_tokens or audio_output_tokens:
-            both = hit.pico_audio(
-                input_tokens,
-                output_tokens,
-                cache_read_tokens,
-                cache_write_tokens,
-                reasoning_tokens,
-                audio_input_tokens,
-                audio_output_tokens,
-            )
-            if both is None:
-                return UNPRICED.cost
-            inp, out = both
-        else:
-            inp, out = hit.pico(
-                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
-            )
+        both = _pico_split(
+            hit,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            reasoning_tokens,
+            audio_input_tokens,
+            audio_output_tokens,
+        )
+        if both is None:
+            return UNPRICED.cost
+        inp, out = both
         return Cost(PRICING_PRICED, _usd(inp + out), _usd(inp), _usd(out), hit.source)
 
     def unpriced_reason(self, provider: str, model: str | None) -> str:
@@ -369,8 +365,9 @@ class CostCalculator:
             return hit.floats
         if input_tokens is None and output_tokens is None:
             return UNPRICED.floats
-        if audio_input_tokens or audio_output_tokens:  # rare: the general formula
-            both = hit.pico_audio(
+        if audio_input_tokens or audio_output_tokens or not hit.simple:  # rare: the general formula
+            both = _pico_split(
+                hit,
                 input_tokens,
                 output_tokens,
                 cache_read_tokens,
@@ -382,10 +379,6 @@ class CostCalculator:
             if both is None:
                 return UNPRICED.floats
             inp, out = both
-        elif not hit.simple:  # tiers or sub-picodollar rates
-            inp, out = hit.pico(
-                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
-            )
         else:  # Priced.pico inlined, for an entry without tiers and with nothing to round
             i = input_tokens if input_tokens and input_tokens > 0 else 0
             o = output_tokens if output_tokens and output_tokens > 0 else 0
@@ -400,3 +393,28 @@ class CostCalculator:
             else:
                 out = o * r_out
         return PRICING_PRICED, hit.source, (inp + out) / _PICO, inp / _PICO, out / _PICO
+
+
+def _pico_split(
+    hit: Priced,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cache_read_tokens: int | None,
+    cache_write_tokens: int | None,
+    reasoning_tokens: int | None,
+    audio_input_tokens: int | None,
+    audio_output_tokens: int | None,
+) -> tuple[int, int] | None:
+    """(input, output) picodollars by the entry's general formula: audio tokens at the audio rates when
+    the call reports any (None when they cannot be priced), else the text rates."""
+    if audio_input_tokens or audio_output_tokens:
+        return hit.pico_audio(
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            reasoning_tokens,
+            audio_input_tokens,
+            audio_output_tokens,
+        )
+    return hit.pico(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens)
